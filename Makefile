@@ -1,0 +1,47 @@
+# streamline: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+N ?= 100000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration lint typecheck bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "streamline: $(PYTHON) not found: install Python 3.11 (or set PYTHON=...)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create or refresh .venv from pyproject.toml (with the embedded broker)
+
+run: $(STAMP) ## Run a worker; starts the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set
+	$(PY) -m worker
+
+test: $(STAMP) ## Run every test (starts its own embedded broker)
+	$(PY) -m pytest
+
+test-unit: $(STAMP) ## Run the tests that need no broker
+	$(PY) -m pytest -m "not integration"
+
+test-integration: $(STAMP) ## Run the tests against the embedded broker (or KAFKA_BOOTSTRAP_SERVERS)
+	$(PY) -m pytest -m integration
+
+lint: $(STAMP) ## Lint and check formatting (ruff)
+	$(VENV)/bin/ruff check worker tests
+	$(VENV)/bin/ruff format --check worker tests
+
+typecheck: $(STAMP) ## Type-check the package (mypy --strict)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## Benchmark the worker against raw aiokafka (N=100000 orders)
+	$(PY) -m bench --orders $(N)
+
+clean: ## Remove .venv, state and caches
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""The business rules: fees, payout ids, screening. Pure functions, exact Decimals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from worker.errors import RejectedByRule
+from worker.records import Order
+from worker.rules import FeeSchedule, Route, fee_for, payout_for, payout_id_for, screen
+
+SCHEDULE = FeeSchedule(rate=Decimal("0.029"), fixed=Decimal("0.30"))
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def an_order(amount: str, order_id: str = "o-1") -> Order:
+    return Order(
+        order_id=order_id,
+        seller_id="s-1",
+        customer_id="c-1",
+        amount=Decimal(amount),
+        currency="EUR",
+        created_at=datetime(2026, 11, 28, 10, 0, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "fee"),
+    [
+        ("120.00", "3.78"),  # 3.48 + 0.30
+        ("100.00", "3.20"),
+        ("0.50", "0.31"),  # 0.0145 + 0.30 = 0.3145
+        # Half-even: 0.029 x 50.00 + 0.30 = 1.75 exactly; x 0.50 = 0.3145 rounds down, and:
+        ("25.00", "1.02"),  # 0.725 + 0.30 = 1.025 -> 1.02 (half to even)
+        ("75.00", "2.48"),  # 2.175 + 0.30 = 2.475 -> 2.48 (half to even)
+    ],
+)
+def test_fee_is_rate_times_amount_plus_fixed_rounded_half_even(amount: str, fee: str) -> None:
+    assert fee_for(Decimal(amount), SCHEDULE) == Decimal(fee)
+
+
+def test_payout_net_is_amount_minus_fee_exactly() -> None:
+    payout = payout_for(an_order("120.00"), SCHEDULE, now=NOW)
+    assert (payout.gross, payout.fee, payout.net) == (
+        Decimal("120.00"),
+        Decimal("3.78"),
+        Decimal("116.22"),
+    )
+    assert payout.gross == payout.fee + payout.net
+    assert payout.order_created_at == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+
+def test_payout_id_is_derived_from_the_order_id() -> None:
+    assert payout_id_for("o-1") == payout_id_for("o-1")
+    assert payout_id_for("o-1") != payout_id_for("o-2")
+    assert payout_for(an_order("5.00"), SCHEDULE, now=NOW).payout_id == payout_id_for("o-1")
+    # Stable across releases: ids already paid out must never change meaning.
+    assert payout_id_for("o-1") == "po-83cf5636-f228-58be-b210-12f6ab95e78b"
+
+
+def test_an_order_whose_fee_eats_the_amount_is_refused() -> None:
+    with pytest.raises(RejectedByRule) as refused:
+        payout_for(an_order("0.30"), SCHEDULE, now=NOW)
+    assert refused.value.reason == "fee_exceeds_amount"
+
+
+@pytest.mark.parametrize(
+    ("net", "route"),
+    [("999.99", Route.APPROVED), ("1000.00", Route.APPROVED), ("1000.01", Route.REVIEW)],
+)
+def test_screening_holds_payouts_above_the_threshold(net: str, route: Route) -> None:
+    payout = payout_for(an_order("2000.00"), SCHEDULE, now=NOW)
+    payout.net = Decimal(net)
+    assert screen(payout, Decimal("1000.00")) is route

@@ -1,0 +1,61 @@
+"""The wire contracts: every record the pipeline reads or writes.
+
+On the wire each record is a plain JSON object (see `worker.codec`): money is a `Decimal` written as a
+string (`"1234.50"`), times are ISO-8601 UTC (`"2026-11-28T10:00:00Z"`), and no Faust metadata is
+added, so that any Kafka client in any language can produce and read these topics.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import faust
+from faust.models.fields import StringField
+
+_OPTIONS = {"include_metadata": False, "validation": True, "isodates": True, "decimals": True}
+
+
+class Order(faust.Record, namespace="streamline.Order", **_OPTIONS):
+    """A customer paid `amount` for something a seller sold. Input of the pipeline (`orders`)."""
+
+    order_id: str
+    seller_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    created_at: datetime
+
+
+class Payout(faust.Record, namespace="streamline.Payout", **_OPTIONS):
+    """What the marketplace owes a seller for one order, after its fee (`payouts` onwards)."""
+
+    payout_id: str
+    order_id: str
+    seller_id: str
+    gross: Decimal
+    fee: Decimal
+    net: Decimal
+    currency: str
+    created_at: datetime
+    order_created_at: datetime
+
+
+class DeadLetter(faust.Record, namespace="streamline.DeadLetter", **_OPTIONS):
+    """A message the pipeline could not process, kept byte for byte with where it came from."""
+
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    reason: str
+    detail: str
+    # `""` for an empty payload, None for a null one: Faust refuses blank strings unless told.
+    payload_base64: str | None = StringField(allow_blank=True, required=True)
+    key_base64: str | None = StringField(allow_blank=True, required=True)
+    failed_at: datetime
+    payload_size: int | None = None
+    payload_truncated: bool = False
+
+
+#: The largest payload a dead letter carries whole; beyond it the payload is cut and its size noted.
+MAX_DEAD_PAYLOAD = 512 * 1024

@@ -1,0 +1,68 @@
+"""The business rules, as pure functions: fees, payout ids and screening.
+
+No Faust, no I/O, no clock: everything a rule needs comes in as an argument.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from worker.errors import RejectedByRule
+from worker.records import Order, Payout
+
+CENT = Decimal("0.01")
+#: Fixed namespace so that the same order id gives the same payout id on every worker, forever.
+PAYOUT_NAMESPACE = uuid.UUID("6f1c7a52-3f0e-4d57-9a51-0d7b2f6c8e11")
+
+
+@dataclass(frozen=True)
+class FeeSchedule:
+    """The marketplace's fee: `rate` x amount + `fixed`."""
+
+    rate: Decimal
+    fixed: Decimal
+
+
+class Route(enum.Enum):
+    """Where screening sends a payout."""
+
+    APPROVED = "approved"
+    REVIEW = "review"
+
+
+def fee_for(amount: Decimal, schedule: FeeSchedule) -> Decimal:
+    """The fee on `amount`: rate x amount + fixed fee, rounded half-even to cents."""
+    return (schedule.rate * amount + schedule.fixed).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def payout_id_for(order_id: str) -> str:
+    """A payout id derived from the order id: the same order always gives the same payout."""
+    return f"po-{uuid.uuid5(PAYOUT_NAMESPACE, order_id)}"
+
+
+def payout_for(order: Order, schedule: FeeSchedule, *, now: datetime) -> Payout:
+    """The payout a seller gets for `order`, or RejectedByRule when the fee eats the whole amount."""
+    fee = fee_for(order.amount, schedule)
+    net = order.amount - fee
+    if net <= 0:
+        raise RejectedByRule("fee_exceeds_amount", f"fee {fee} leaves nothing of amount {order.amount}")
+    return Payout(
+        payout_id=payout_id_for(order.order_id),
+        order_id=order.order_id,
+        seller_id=order.seller_id,
+        gross=order.amount,
+        fee=fee,
+        net=net,
+        currency=order.currency,
+        created_at=now,
+        order_created_at=order.created_at,
+    )
+
+
+def screen(payout: Payout, threshold: Decimal) -> Route:
+    """Net at or below the threshold is approved; above it a person must review the payout."""
+    return Route.REVIEW if payout.net > threshold else Route.APPROVED

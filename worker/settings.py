@@ -1,0 +1,176 @@
+"""The worker's settings: one frozen object built at start-up from the environment and env files.
+
+Precedence, highest first: the process environment, `.env` in the working directory, then the file
+named by `ENV_FILE` (for example `config/confluent-cloud.env`). Every variable is documented in
+`config/local.env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+#: Fields whose values must never be echoed, not even in a validation error.
+SECRET_FIELDS = frozenset({"kafka_sasl_password", "review_api_token"})
+
+
+class Settings(BaseSettings):
+    """Everything the worker reads from its environment. Field `x_y` is variable `X_Y`."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+        env_file_encoding="utf-8",
+    )
+
+    # -- Kafka connection (the same names Confluent Cloud's client config uses) --
+    kafka_bootstrap_servers: str = ""
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanisms: SaslMechanism = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_session_timeout_s: float | None = Field(default=None, gt=0)
+
+    # -- The pipeline --
+    app_id: str = Field(default="streamline", min_length=1)
+    topic_prefix: str = ""
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    fee_rate: Decimal = Field(default=Decimal("0.029"), ge=0, lt=1)
+    fee_fixed: Decimal = Field(default=Decimal("0.30"), ge=0)
+    review_threshold: Decimal = Field(default=Decimal("1000.00"), gt=0)
+    currencies: Annotated[tuple[str, ...], NoDecode] = ("EUR", "USD", "GBP")
+    storefront_orders_per_second: float | None = Field(default=None, ge=0, le=100_000)
+
+    # -- The process --
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_bind: str = "0.0.0.0"
+    table_store: Literal["memory://", "rocksdb://"] = "memory://"
+    data_dir: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
+    tansu_bin: Path | None = None
+    embedded_broker_port: int = Field(default=9092, ge=1, le=65535)
+
+    @field_validator("currencies", mode="before")
+    @classmethod
+    def _split_currencies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip().upper() for part in value.split(",") if part.strip()]
+        if not value:
+            raise ValueError("needs at least one currency code, e.g. EUR,USD,GBP")
+        bad = [code for code in value if len(code) != 3 or not code.isalpha()]
+        if bad:
+            raise ValueError(f"not ISO 4217 codes: {', '.join(bad)}")
+        return tuple(value)
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanisms", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("fee_fixed", "review_threshold")
+    @classmethod
+    def _cents(cls, value: Decimal) -> Decimal:
+        if value.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise ValueError("has more than two decimal places")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with "
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+            )
+        return self
+
+    # -- Derived values --
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no external cluster is configured and the worker brings its own broker."""
+        return not self.kafka_bootstrap_servers.strip()
+
+    @property
+    def orders_per_second(self) -> float:
+        """The simulator's rate: 20/s with the embedded broker, off against a real cluster."""
+        if self.storefront_orders_per_second is not None:
+            return self.storefront_orders_per_second
+        return 20.0 if self.embedded_broker else 0.0
+
+    @property
+    def session_timeout_s(self) -> float:
+        """Tansu holds a group join for about half of this, so the local profile keeps it short."""
+        if self.kafka_session_timeout_s is not None:
+            return self.kafka_session_timeout_s
+        return 10.0 if self.embedded_broker else 60.0
+
+    @property
+    def datadir(self) -> Path:
+        """Per-worker state directory: two workers on one host must not share it."""
+        return self.data_dir or Path(".data") / f"{self.app_id}-{self.web_port}"
+
+    def with_embedded_broker(self, bootstrap_servers: str) -> Settings:
+        """These settings pointed at a running embedded broker, keeping the local profile's defaults."""
+        return self.model_copy(
+            update={
+                "kafka_bootstrap_servers": bootstrap_servers,
+                "kafka_security_protocol": "PLAINTEXT",
+                "storefront_orders_per_second": self.orders_per_second,
+                "kafka_session_timeout_s": self.session_timeout_s,
+            }
+        )
+
+    def topic_name(self, name: str) -> str:
+        """The full name of pipeline topic `name`, with the configured prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def __repr_args__(self) -> Any:
+        return ((k, v) for k, v in super().__repr_args__() if k not in SECRET_FIELDS)
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ConfigError naming every bad variable (never its secret value)."""
+    files = [f for f in (env_file or os.environ.get("ENV_FILE"), ".env") if f]
+    missing = [str(f) for f in files[:-1] if not Path(f).is_file()]
+    if missing:
+        raise ConfigError(f"ENV_FILE: no such file: {missing[0]}")
+    try:
+        return Settings(_env_file=tuple(files), **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = field.upper() if field else "settings"
+        lines.append(f"{name}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def redacted(settings: Settings) -> Mapping[str, Any]:
+    """The settings as a dict fit for a log line or a banner: secrets are masked."""
+    values = settings.model_dump()
+    for field in SECRET_FIELDS & values.keys():
+        values[field] = "***" if values[field] else ""
+    return values

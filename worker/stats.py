@@ -1,0 +1,49 @@
+"""Pipeline statistics, computed from Faust's own monitor: a pure snapshot plus a rate window."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class RateWindow:
+    """Events per second over the last `span` seconds, from samples of a running total."""
+
+    def __init__(self, span: float = 60.0) -> None:
+        self.span = span
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, total: int) -> None:
+        """Record that `total` events had happened by monotonic time `now`."""
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.span:
+            self._samples.popleft()
+
+    def rate(self) -> float:
+        """Events per second between the oldest and newest sample in the window."""
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def snapshot(
+    topics: Iterable[str],
+    consumed: Mapping[str, int],
+    produced: Mapping[str, int],
+    agents: Mapping[str, int],
+    dead_letter_topic: str,
+    rate_per_s: float,
+    uptime_s: float,
+) -> dict[str, Any]:
+    """The `/stats` document: per topic, per agent, dead letters, recent rate and uptime."""
+    return {
+        "topics": {
+            name: {"consumed": consumed.get(name, 0), "produced": produced.get(name, 0)} for name in topics
+        },
+        "agents": dict(agents),
+        "dead_letters": produced.get(dead_letter_topic, 0),
+        "rate_per_s": round(rate_per_s, 2),
+        "uptime_s": round(uptime_s, 1),
+    }

@@ -1,0 +1,64 @@
+"""GET /stats: what this worker consumed, produced and processed, as JSON.
+
+Also logs a one-line summary every ten seconds, so the log shows the pipeline flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from faust import web
+from faust.sensors import Monitor
+from faust.types import AgentT
+
+from worker.app import PipelineApp
+from worker.stats import RateWindow, snapshot
+from worker.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: PipelineApp, topics: Topics, agents: list[AgentT[Any]]) -> None:
+    """Add `/stats`, the rate sampler and the periodic log summary to `app`."""
+    started, window = time.monotonic(), RateWindow()
+    names = [topic.get_topic_name() for topic in topics.all()]
+    dead = topics.dead_letters.get_topic_name()
+
+    def current() -> dict[str, Any]:
+        monitor = app.monitor
+        return snapshot(
+            names,
+            consumed=monitor.messages_received_by_topic,
+            produced=monitor.messages_sent_by_topic,
+            agents=_events_by_agent(monitor, agents),
+            dead_letter_topic=dead,
+            rate_per_s=window.rate(),
+            uptime_s=time.monotonic() - started,
+        )
+
+    @app.page("/stats")
+    async def stats(view: web.View, request: web.Request) -> web.Response:
+        """Pipeline statistics of this worker."""
+        return view.json(current())
+
+    @app.timer(1.0, name="stats-sampler")
+    async def sample() -> None:
+        window.add(time.monotonic(), app.monitor.events_total)
+
+    @app.timer(10.0, name="stats-summary")
+    async def summary() -> None:
+        now = current()
+        flows = " ".join(f"{n}={c['consumed']}/{c['produced']}" for n, c in now["topics"].items())
+        logger.info("pipeline (consumed/produced): %s rate=%s/s", flows, now["rate_per_s"])
+
+
+def _events_by_agent(monitor: Monitor, agents: list[AgentT[Any]]) -> dict[str, int]:
+    """Faust's monitor counts events per stream; sum them per agent, by the topic it consumes."""
+    by_topic: Counter[str] = Counter()
+    for stream, label in monitor.stream_lookup.items():
+        topic = stream.channel.get_topic_name()  # type: ignore[attr-defined]
+        by_topic[topic] += monitor.events_by_stream[label]
+    return {agent.name: by_topic[agent.channel.get_topic_name()] for agent in agents}
