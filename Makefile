@@ -24,7 +24,7 @@ install: $(STAMP) ## Create or refresh .venv from pyproject.toml (with the embed
 run: $(STAMP) ## Run a worker; starts the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set
 	$(PY) -m worker
 
-test: $(STAMP) ## Run every test (starts its own embedded broker)
+test: lint typecheck ## Lint, type-check and run every test (starts its own embedded broker)
 	$(PY) -m pytest
 
 test-unit: $(STAMP) ## Run the tests that need no broker
