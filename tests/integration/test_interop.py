@@ -1,4 +1,4 @@
-"""Teams in other languages join the pipeline: librdkafka (confluent-kafka) writes orders and reads payouts."""
+"""Other languages join the pipeline: librdkafka (confluent-kafka) writes orders and reads payouts."""
 
 from __future__ import annotations
 
