@@ -43,7 +43,8 @@ def build(settings: Settings) -> Pipeline:
         screening.register(app, topics, publisher, settings),
     ]
     storefront.register(app, topics, publisher, settings)
-    stats.register(app, topics, agents)
+    sections: dict[str, stats.Section] = {}  # features add their part of /stats here
+    stats.register(app, topics, agents, sections)
     return Pipeline(app, topics, {agent.name: agent for agent in agents})
 
 

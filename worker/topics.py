@@ -23,6 +23,7 @@ class Topics:
     payouts: TopicT
     payouts_approved: TopicT
     payouts_review: TopicT
+    payouts_rejected: TopicT
     dead_letters: TopicT
 
     def all(self) -> tuple[TopicT, ...]:
@@ -48,6 +49,7 @@ def declare_topics(app: PipelineApp, settings: Settings) -> Topics:
         payouts=topic("payouts"),
         payouts_approved=topic("payouts-approved"),
         payouts_review=topic("payouts-review"),
+        payouts_rejected=topic("payouts-rejected"),
         dead_letters=topic("dead-letters"),
     )
     app.create_on_start(topics.all())

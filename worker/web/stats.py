@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from faust import web
@@ -21,15 +22,24 @@ from worker.topics import Topics
 logger = logging.getLogger(__name__)
 
 
-def register(app: PipelineApp, topics: Topics, agents: list[AgentT[Any]]) -> None:
-    """Add `/stats`, the rate sampler and the periodic log summary to `app`."""
+#: A named part of `/stats` that a feature contributes: called for every request, returns JSON data.
+Section = Callable[[], Any]
+
+
+def register(
+    app: PipelineApp,
+    topics: Topics,
+    agents: list[AgentT[Any]],
+    sections: Mapping[str, Section] | None = None,
+) -> None:
+    """Add `/stats` (with the features' `sections`), the rate sampler and the log summary to `app`."""
     started, window = time.monotonic(), RateWindow()
     names = [topic.get_topic_name() for topic in topics.all()]
     dead = topics.dead_letters.get_topic_name()
 
     def current() -> dict[str, Any]:
         monitor = app.monitor
-        return snapshot(
+        document = snapshot(
             names,
             consumed=monitor.messages_received_by_topic,
             produced=monitor.messages_sent_by_topic,
@@ -38,6 +48,8 @@ def register(app: PipelineApp, topics: Topics, agents: list[AgentT[Any]]) -> Non
             rate_per_s=window.rate(),
             uptime_s=time.monotonic() - started,
         )
+        document.update({name: section() for name, section in (sections or {}).items()})
+        return document
 
     @app.page("/stats")
     async def stats(view: web.View, request: web.Request) -> web.Response:
