@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -70,3 +71,18 @@ async def topic_partitions(bootstrap: str) -> dict[str, int]:
     finally:
         await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in described}
+
+
+async def wait_for_stats(
+    port: int, ready: Callable[[dict[str, Any]], bool], timeout: float = 30
+) -> dict[str, Any]:
+    """Poll a worker's /stats until `ready(stats)` holds; fail after `timeout` seconds."""
+    deadline, stats = time.monotonic() + timeout, None
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            async with http.get(f"http://127.0.0.1:{port}/stats") as response:
+                stats = await response.json()
+            if ready(stats):
+                return stats
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"/stats not ready in {timeout}s: {stats}")

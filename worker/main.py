@@ -9,17 +9,20 @@ from __future__ import annotations
 import atexit
 import contextlib
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from faust.types import AgentT
+from faust.types import AgentT, TopicT
 
 from worker.app import PipelineApp, create_app
 from worker.broker import EmbeddedBroker, find_tansu
 from worker.errors import StreamlineError
-from worker.flow import orders_to_payouts, screening, storefront
+from worker.flow import orders_to_payouts, screening, settlement, storefront
 from worker.publish import Publisher
 from worker.settings import Settings, load_settings
+from worker.stats import ledger_totals
+from worker.tables import settlement_ledger
 from worker.topics import Topics, declare_topics
 from worker.web import stats
 
@@ -38,14 +41,23 @@ def build(settings: Settings) -> Pipeline:
     app = create_app(settings)
     topics = declare_topics(app, settings)
     publisher = Publisher(topics.dead_letters)
+    ledger, outcomes = settlement_ledger(app, settings), Counter[str]()
     agents = [
         orders_to_payouts.register(app, topics, publisher, settings),
         screening.register(app, topics, publisher, settings),
+        settlement.register(app, topics, publisher, ledger, outcomes),
     ]
     storefront.register(app, topics, publisher, settings)
-    sections: dict[str, stats.Section] = {}  # features add their part of /stats here
+    sections: dict[str, stats.Section] = {  # features add their part of /stats here
+        "ledger": lambda: ledger_totals(ledger.values(), _owned(app, topics.payouts_approved), outcomes),
+    }
     stats.register(app, topics, agents, sections)
     return Pipeline(app, topics, {agent.name: agent for agent in agents})
+
+
+def _owned(app: PipelineApp, topic: TopicT) -> set[int]:
+    name = topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
 def embedded_broker(settings: Settings) -> EmbeddedBroker:

@@ -57,5 +57,17 @@ class DeadLetter(faust.Record, namespace="streamline.DeadLetter", **_OPTIONS):
     payload_truncated: bool = False
 
 
+class Settlement(faust.Record, namespace="streamline.Settlement", **_OPTIONS):
+    """A payout's final state in the settlement ledger: written once, whatever is redelivered."""
+
+    payout_id: str
+    seller_id: str
+    state: str  # "approved" or "rejected"
+    net: Decimal
+    currency: str
+    settled_at: datetime
+    ledger_partition: int  # the partition that owns this entry, so totals count only what a worker owns
+
+
 #: The largest payload a dead letter carries whole; beyond it the payload is cut and its size noted.
 MAX_DEAD_PAYLOAD = 512 * 1024

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from worker.errors import RejectedByRule
-from worker.records import Order, Payout
+from worker.records import Order, Payout, Settlement
 
 CENT = Decimal("0.01")
 #: Fixed namespace so that the same order id gives the same payout id on every worker, forever.
@@ -61,6 +61,27 @@ def payout_for(order: Order, schedule: FeeSchedule, *, now: datetime) -> Payout:
         created_at=now,
         order_created_at=order.created_at,
     )
+
+
+class Settle(enum.Enum):
+    """What the ledger does with a payout that reached a final topic."""
+
+    NEW = "new"  # record it: the payout is settled now
+    DUPLICATE = "duplicate"  # a redelivery of what is already settled: nothing changes
+    CONFLICT = "conflict"  # the same payout id with other amounts or state: refuse and report
+
+
+def settle(existing: Settlement | None, payout: Payout, state: str) -> Settle:
+    """Decide how a payout reaching final `state` changes the ledger entry `existing`."""
+    if existing is None:
+        return Settle.NEW
+    same = (existing.state, existing.net, existing.currency, existing.seller_id) == (
+        state,
+        payout.net,
+        payout.currency,
+        payout.seller_id,
+    )
+    return Settle.DUPLICATE if same else Settle.CONFLICT
 
 
 def screen(payout: Payout, threshold: Decimal) -> Route:

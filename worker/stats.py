@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Container, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
+
+from worker.records import Settlement
 
 
 class RateWindow:
@@ -46,4 +49,26 @@ def snapshot(
         "dead_letters": produced.get(dead_letter_topic, 0),
         "rate_per_s": round(rate_per_s, 2),
         "uptime_s": round(uptime_s, 1),
+    }
+
+
+def ledger_totals(
+    entries: Iterable[Settlement], owned: Container[int], outcomes: Mapping[str, int]
+) -> dict[str, Any]:
+    """Count and sum of net by state and currency over the ledger partitions this worker owns."""
+    counts: Counter[tuple[str, str]] = Counter()
+    sums: dict[tuple[str, str], Decimal] = {}
+    for entry in entries:
+        if entry.ledger_partition in owned:
+            key = (entry.state, entry.currency)
+            counts[key] += 1
+            sums[key] = sums.get(key, Decimal("0")) + entry.net
+    by_state: dict[str, dict[str, dict[str, Any]]] = {}
+    for (state, currency), count in sorted(counts.items()):
+        by_state.setdefault(state, {})[currency] = {"count": count, "net": str(sums[(state, currency)])}
+    return {
+        "settled": sum(counts.values()),
+        "by_state": by_state,
+        "duplicates_collapsed": outcomes.get("duplicate", 0),
+        "conflicts": outcomes.get("conflict", 0),
     }

@@ -8,7 +8,7 @@ from decimal import Decimal
 import aiohttp
 import orjson
 
-from tests.kafka import produce, read_until, topic_partitions
+from tests.kafka import produce, read_until, topic_partitions, wait_for_stats
 
 SEED_ORDER = (
     b'{"order_id": "o-1", "seller_id": "s-9", "customer_id": "c-3", "amount": "120.00", '
@@ -126,14 +126,12 @@ async def test_stats_count_what_flowed(bootstrap, start_pipeline):
         [(b"s-1", order(f"o-{n}", "10.00")) for n in range(5)] + [(b"s-1", b"{")],
     )
     await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 5)
-    url = f"http://127.0.0.1:{pipeline.app.conf.web_port}/stats"
 
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
-        stats = await response.json()
+    stats = await wait_for_stats(pipeline.app.conf.web_port, lambda s: s["agents"]["settlement"] == 5)
 
     orders, payouts = topics.orders.get_topic_name(), topics.payouts.get_topic_name()
     assert stats["topics"][orders]["consumed"] == 6
     assert stats["topics"][payouts]["produced"] == 5
     assert stats["topics"][topics.payouts_approved.get_topic_name()]["produced"] == 5
-    assert stats["agents"] == {"orders-to-payouts": 6, "screening": 5}
+    assert stats["agents"] == {"orders-to-payouts": 6, "screening": 5, "settlement": 5}
     assert stats["dead_letters"] == 1

@@ -68,9 +68,12 @@ def register(
 
 
 def _events_by_agent(monitor: Monitor, agents: list[AgentT[Any]]) -> dict[str, int]:
-    """Faust's monitor counts events per stream; sum them per agent, by the topic it consumes."""
-    by_topic: Counter[str] = Counter()
+    """Faust's monitor counts events per stream; sum them per agent, by the topics it consumes."""
+    by_topics: Counter[tuple[str, ...]] = Counter()
     for stream, label in monitor.stream_lookup.items():
-        topic = stream.channel.get_topic_name()  # type: ignore[attr-defined]
-        by_topic[topic] += monitor.events_by_stream[label]
-    return {agent.name: by_topic[agent.channel.get_topic_name()] for agent in agents}
+        by_topics[_topics_of(stream.channel)] += monitor.events_by_stream[label]
+    return {agent.name: by_topics[_topics_of(agent.channel)] for agent in agents}
+
+
+def _topics_of(channel: object) -> tuple[str, ...]:
+    return tuple(getattr(channel, "topics", ()))
