@@ -24,15 +24,36 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
         await producer.stop()
 
 
+def _json(raw: bytes | None) -> Any:
+    return orjson.loads(raw) if raw else raw
+
+
+async def produce_many(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Write many (key, value) pairs in batches, in order, and wait for every ack."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for start in range(0, len(messages), 1000):
+            sent = [await producer.send(topic, value=v, key=k) for k, v in messages[start : start + 1000]]
+            await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
 async def read_until(
     bootstrap: str,
     topic: str,
     done: Callable[[list[Any]], bool],
     *,
     timeout: float = 30.0,
-    decode: Callable[[bytes | None], Any] = lambda raw: orjson.loads(raw) if raw else raw,
+    decode: Callable[[bytes | None], Any] | None = _json,
+    with_keys: bool = False,
 ) -> list[Any]:
-    """Read `topic` from the beginning until `done(values)` holds; fail after `timeout` seconds."""
+    """Read `topic` from the beginning until `done(values)` holds; fail after `timeout` seconds.
+
+    Values are decoded JSON, or raw bytes with `decode=None`; `(key, value)` pairs with `with_keys`.
+    """
+    decode = decode or (lambda raw: raw)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     values: list[Any] = []
@@ -43,9 +64,15 @@ async def read_until(
         deadline = time.monotonic() + timeout
         while not done(values):
             left = deadline - time.monotonic()
-            assert left > 0, f"timed out after {timeout}s reading {topic}: got {values!r}"
+            assert left > 0, (
+                f"timed out after {timeout}s reading {topic}: got {len(values)}: {values!r:.2000}"
+            )
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
-            values += [decode(record.value) for records in batch.values() for record in records]
+            records = [record for records in batch.values() for record in records]
+            if with_keys:
+                values += [(record.key, decode(record.value)) for record in records]
+            else:
+                values += [decode(record.value) for record in records]
     finally:
         await consumer.stop()
     return values

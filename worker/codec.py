@@ -24,6 +24,8 @@ R = TypeVar("R", bound=faust.Record)
 
 #: Bigger than any real order; stops absurd values (1e300) long before they overflow anything.
 MAX_AMOUNT = Decimal("1000000000.00")
+#: An order is a few hundred bytes; anything this big is a producer bug, not an order.
+MAX_MESSAGE_BYTES = 64 * 1024
 #: How far in the future a producer's clock may run before its timestamp is refused.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -90,6 +92,8 @@ def _object(raw: bytes | None) -> dict[str, Any]:
         raise InvalidRecord("null_value", "the message has no value (a tombstone)")
     if not raw.strip():
         raise InvalidRecord("empty_value", "the message value is empty")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidRecord("oversized", f"{len(raw)} bytes, more than {MAX_MESSAGE_BYTES}")
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

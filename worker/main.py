@@ -15,8 +15,9 @@ from typing import Any
 
 from faust.types import AgentT, TopicT
 
+from worker import replay
 from worker.app import PipelineApp, create_app
-from worker.broker import EmbeddedBroker, find_tansu
+from worker.broker import HOST, EmbeddedBroker, find_tansu
 from worker.errors import StreamlineError
 from worker.flow import orders_to_payouts, screening, settlement, storefront
 from worker.publish import Publisher
@@ -52,6 +53,7 @@ def build(settings: Settings) -> Pipeline:
         "ledger": lambda: ledger_totals(ledger.values(), _owned(app, topics.payouts_approved), outcomes),
     }
     stats.register(app, topics, agents, sections)
+    replay.register(app, topics)
     return Pipeline(app, topics, {agent.name: agent for agent in agents})
 
 
@@ -76,9 +78,12 @@ def run(argv: list[str] | None = None) -> None:
         settings = load_settings()
         args = args or ["worker", "--loglevel", settings.log_level]
         with contextlib.ExitStack() as stack:
-            if settings.embedded_broker and args[0] == "worker":
-                broker = stack.enter_context(embedded_broker(settings))
-                settings = settings.with_embedded_broker(broker.bootstrap_servers)
+            if settings.embedded_broker:
+                # Other commands (replay, reviews...) talk to the broker a running `make run` started.
+                address = f"{HOST}:{settings.embedded_broker_port}"
+                if args[0] == "worker":
+                    address = stack.enter_context(embedded_broker(settings)).bootstrap_servers
+                settings = settings.with_embedded_broker(address)
             _use_uvloop()
             app = build(settings).app
             sys.argv = [sys.argv[0], *args]

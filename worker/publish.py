@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.types import EventT, TopicT
 
 from worker.codec import b64, encode
@@ -55,7 +56,7 @@ class Publisher:
         data, key_bytes = encode(value), _key(key)
         try:
             await _deliver(topic, key_bytes, data)
-        except MessageSizeTooLargeError as exc:
+        except TooLarge as exc:
             name = _name(topic)
             logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, key, len(data))
             error = InvalidRecord("message_too_large", f"{len(data)} bytes refused for {name}: {exc}")
@@ -73,23 +74,36 @@ class Publisher:
         self, origin: Origin, error: InvalidRecord, *, key: bytes | None, value: bytes | None
     ) -> None:
         """Keep a message the pipeline cannot process, byte for byte, with its origin and reason."""
-        letter = dead_letter_for(origin, error, key=key, value=value, now=datetime.now(UTC))
         logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
-        await _deliver(self.dead_letters, key, encode(letter))
+        now = datetime.now(UTC)
+        try:
+            await _deliver(
+                self.dead_letters, key, encode(dead_letter_for(origin, error, key=key, value=value, now=now))
+            )
+        except TooLarge:
+            # Whole, the payload does not fit in a message: keep its head, its size and the flag.
+            letter = dead_letter_for(origin, error, key=key, value=value, now=now, limit=MAX_DEAD_PAYLOAD)
+            await _deliver(self.dead_letters, key, encode(letter))
 
 
 def dead_letter_for(
-    origin: Origin, error: InvalidRecord, *, key: bytes | None, value: bytes | None, now: datetime
+    origin: Origin,
+    error: InvalidRecord,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    now: datetime,
+    limit: int | None = None,
 ) -> DeadLetter:
-    """The dead letter for a message; payloads over MAX_DEAD_PAYLOAD are cut and marked so."""
-    truncated = value is not None and len(value) > MAX_DEAD_PAYLOAD
+    """The dead letter for a message; a payload over `limit` bytes is cut and marked so."""
+    truncated = value is not None and limit is not None and len(value) > limit
     return DeadLetter(
         source_topic=origin.topic,
         source_partition=origin.partition,
         source_offset=origin.offset,
         reason=error.reason,
         detail=error.detail,
-        payload_base64=b64(value[:MAX_DEAD_PAYLOAD] if value is not None else None),
+        payload_base64=b64(value[:limit] if value is not None and limit is not None else value),
         key_base64=b64(key),
         failed_at=now,
         payload_size=None if value is None else len(value),
@@ -97,9 +111,20 @@ def dead_letter_for(
     )
 
 
+class TooLarge(Exception):
+    """The client or the broker refused a message as too large."""
+
+
 async def _deliver(topic: TopicT, key: bytes | None, value: bytes) -> None:
-    pending = await topic.send(key=key, value=value)
-    await pending  # the broker's acknowledgement (acks=all)
+    try:
+        pending = await topic.send(key=key, value=value)
+        await pending  # the broker's acknowledgement (acks=all)
+    except (MessageSizeTooLargeError, ProducerSendError) as exc:
+        # Faust wraps the client's error in its own; only "too large" becomes a dead letter.
+        cause = exc if isinstance(exc, MessageSizeTooLargeError) else exc.__cause__
+        if isinstance(cause, MessageSizeTooLargeError):
+            raise TooLarge(str(cause)) from exc
+        raise
 
 
 def _name(topic: TopicT) -> str:

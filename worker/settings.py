@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     web_bind: str = "0.0.0.0"
     table_store: Literal["memory://", "rocksdb://"] = "memory://"
     data_dir: Path | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
     tansu_bin: Path | None = None
@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _faust_level(cls, value: Any) -> Any:
+        # Faust's CLI spells two levels its own way.
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return {"warning": "warn", "critical": "crit"}.get(value, value)
+        return value
 
     @field_validator("fee_fixed", "review_threshold")
     @classmethod

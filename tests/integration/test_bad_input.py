@@ -1,0 +1,101 @@
+"""Everything a real producer can send to `orders`: each bad message lands in `dead-letters` with its
+origin and reason, the worker keeps going, and `replay` sends them back after a fix."""
+
+from __future__ import annotations
+
+import base64
+import sys
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from tests.integration.test_pipeline import order
+from tests.kafka import read_until
+from tests.processes import spawn
+
+SEED = orjson.loads(order("o-x", "10.00"))
+
+CATALOGUE: list[tuple[str, bytes | None, bytes | None]] = [
+    ("empty_value", b"k", b""),
+    ("null_value", b"k", None),
+    ("invalid_utf8", b"k", b'{"order_id": "\xff\xfe"}'),
+    ("invalid_json", b"k", b"<order id=1/>"),
+    ("invalid_json", b"k", order("o-trunc", "10.00")[:40]),
+    ("invalid_json", b"k", b'{"order_id": "o-nan", "amount": NaN}'),
+    ("not_an_object", b"k", b'["o-1", "10.00"]'),
+    ("missing_field", b"k", orjson.dumps({k: v for k, v in SEED.items() if k != "amount"})),
+    ("wrong_type", b"k", orjson.dumps({**SEED, "amount": 10.5})),
+    ("wrong_type", b"k", orjson.dumps({**SEED, "seller_id": ["s-1"]})),
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "NaN"})),
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "-Infinity"})),
+    ("non_positive_amount", b"k", orjson.dumps({**SEED, "amount": "-10.00"})),
+    ("non_positive_amount", b"k", orjson.dumps({**SEED, "amount": "0.00"})),
+    ("amount_too_large", b"k", orjson.dumps({**SEED, "amount": "99999999999999999999.00"})),
+    ("too_many_decimals", b"k", orjson.dumps({**SEED, "amount": "10.001"})),
+    ("unknown_currency", b"k", orjson.dumps({**SEED, "order_id": "o-jpy", "currency": "JPY"})),
+    ("invalid_timestamp", b"k", orjson.dumps({**SEED, "created_at": "28/11/2026"})),
+    ("future_timestamp", b"k", orjson.dumps({**SEED, "created_at": "2999-01-01T00:00:00Z"})),
+    ("fee_exceeds_amount", b"k", orjson.dumps({**SEED, "amount": "0.25"})),
+    ("oversized", b"k", orjson.dumps({**SEED, "note": "x" * 100_000})),
+    ("oversized", b"k", orjson.dumps({**SEED, "note": "y" * 900_000})),
+]
+GOOD = [
+    (None, orjson.dumps({**SEED, "order_id": "o-nullkey"})),  # a null key is fine: we key by seller
+    (b"s-1", orjson.dumps({**SEED, "order_id": "o-extra", "schema_version": 3, "tags": ["gift"]})),
+]
+
+
+async def produce_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def test_every_kind_of_bad_input_is_dead_lettered_and_replayable(
+    bootstrap, start_pipeline, pipeline_settings
+):
+    pipeline = await start_pipeline()
+    topics = pipeline.topics
+    orders = topics.orders.get_topic_name()
+
+    await produce_all(bootstrap, orders, [(k, v) for _, k, v in CATALOGUE] + GOOD)
+
+    letters = await read_until(
+        bootstrap, topics.dead_letters.get_topic_name(), lambda v: len(v) >= len(CATALOGUE)
+    )
+    assert sorted(d["reason"] for d in letters) == sorted(reason for reason, _, _ in CATALOGUE)
+    assert len({(d["source_partition"], d["source_offset"]) for d in letters}) == len(CATALOGUE)
+    assert all(d["source_topic"] == orders and d["detail"] for d in letters)
+    whole = [d for d in letters if not d["payload_truncated"]]
+    assert {base64.b64decode(d["payload_base64"]) for d in whole if d["payload_base64"] is not None} == {
+        v for _, _, v in CATALOGUE if v is not None and len(v) < 500_000
+    }
+    assert [d["payload_base64"] for d in letters if d["reason"] == "null_value"] == [None]
+    assert [d["payload_base64"] for d in letters if d["reason"] == "empty_value"] == [""]
+    [cut] = [d for d in letters if d["payload_truncated"]]  # too big for a message even as a letter
+    assert cut["payload_size"] == len(CATALOGUE[-1][2])
+    good = await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 2)
+    assert sorted(p["order_id"] for p in good) == ["o-extra", "o-nullkey"]
+
+    # The fix: JPY is accepted now. Redeploy, then replay only those dead letters, through the CLI.
+    await pipeline.app.stop()
+    fixed = pipeline_settings(currencies="EUR,USD,GBP,JPY")
+    await start_pipeline(currencies="EUR,USD,GBP,JPY", web_port=fixed.web_port)
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "APP_ID": fixed.app_id,
+        "TOPIC_PREFIX": fixed.topic_prefix,
+        "WEB_PORT": "1",
+    }
+    cli = spawn(
+        [sys.executable, "-m", "worker", "replay", "--reason", "unknown_currency"], env, fixed.datadir.parent
+    )
+    output, _ = cli.communicate(timeout=60)
+    assert cli.returncode == 0, output
+    assert f"replayed 1 dead letters (1 to {orders})" in output.decode()
+    replayed = await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 3)
+    assert "o-jpy" in {p["order_id"] for p in replayed}

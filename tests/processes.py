@@ -1,0 +1,77 @@
+"""Worker processes for tests: started as a user starts them, stopped or killed like a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).parents[1]
+
+
+def spawn(
+    args: list[str], env: dict[str, str], cwd: Path, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a process with the project on PYTHONPATH and no KAFKA_*/STOREFRONT_* leaking in."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
+    base["PYTHONPATH"] = str(ROOT)
+    output = open(log, "ab") if log else subprocess.PIPE  # noqa: SIM115 - closed by the child's exit
+    return subprocess.Popen(args, env={**base, **env}, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+
+
+def stats(port: int) -> dict[str, Any] | None:
+    """A worker's /stats, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as response:
+            return orjson.loads(response.read())  # type: ignore[no-any-return]
+    except OSError:
+        return None
+
+
+def poll_stats(port: int, ready: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+    """Poll /stats until `ready(stats)` holds; fail after `timeout` seconds."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = stats(port)
+        if last is not None and ready(last):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"/stats on {port} not ready in {timeout}s; last: {last}")
+
+
+class Worker:
+    """One `python -m worker` process of a test, restartable with the same settings."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.env, self.cwd, self.log = env, cwd, log
+        self.port = int(env["WEB_PORT"])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        self.process = spawn([sys.executable, "-m", "worker"], self.env, self.cwd, self.log)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no flush, no commit, no goodbye to the group."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM and wait: the worker commits, flushes and leaves the group."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def ensure_gone(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
