@@ -6,16 +6,22 @@ an argument and never import this module's caller, which would load the app twic
 
 from __future__ import annotations
 
+import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
-from faust.types import TopicT
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, Message, TopicT, TransportT
+from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
+from mode.utils.futures import notify
 
 from worker.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class _CreateTopics(Service):
@@ -28,6 +34,47 @@ class _CreateTopics(Service):
     async def on_start(self) -> None:
         for topic in self.topics:
             await topic.maybe_declare()
+
+
+class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
+    """Faust's consumer, minus two ways to lose messages (measured here: 2 to 18 orders lost on a
+    restart after a graceful stop).
+
+    1. A stream skips messages fetched under an older group generation or while flow is stopped,
+       and the pure-Python stream acks what it skips as if processed. Such acks are dropped here.
+    2. When the offsets the fetcher delivers jump (after a rebalance, a partition kept its fetch
+       position past messages the streams skipped), Faust records the hole as a "gap" and treats it
+       as acked, so the commit passes over messages nobody processed. Holes are legitimate only on
+       compacted or transactional topics, which this pipeline does not consume: here the partition
+       is sent back to the first missing offset, and nothing after the hole is delivered until the
+       missing messages are.
+    """
+
+    def ack(self, message: Message) -> bool:
+        app = self.app
+        if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
+            return bool(super().ack(message))
+        with ack_lock:
+            message.acked = True  # done with, so shutdown does not wait for it; not committed
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+        return False
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        async for tp, message in super().getmany(timeout):
+            last = self._read_offset.get(tp)
+            if last is not None and message.offset > last + 1:
+                logger.warning(
+                    "%s jumped from %d to %d: fetching the skipped offsets again", tp, last, message.offset
+                )
+                await self.seek(tp, last + 1)
+                self._read_offset[tp] = last  # seek() stores the next offset; the check wants the last
+                continue  # delivered again, in order, after the missing ones
+            yield tp, message
+
+
+class _Transport(aiokafka_driver.Transport):
+    Consumer = _AtLeastOnceConsumer
 
 
 class _Boot(BootStrategy):
@@ -47,6 +94,9 @@ class PipelineApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.topics_to_create: list[TopicT] = []
+
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
         # Faust creates DATA_DIR itself but not its parents (the default is .data/<app>-<port>).

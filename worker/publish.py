@@ -1,8 +1,13 @@
 """The one way every stage and timer publishes: serialize, send, confirm, log, dead-letter.
 
 `Publisher.send` accepts a Record, a dict, a str or bytes, encodes it with `worker.codec`, waits for
-the broker's acknowledgement (so a stage never moves past a message that is not safely written), and
-turns a message the broker refuses as too large into a dead letter instead of crashing the stage.
+the broker's acknowledgement, and turns a message the broker refuses as too large into a dead letter
+instead of crashing the stage.
+
+Stages consume with `stream.noack()` and ack an event only after its output is confirmed. Faust's
+default acks an event in the iterator's `finally`, even when the agent is cancelled mid-event (at
+shutdown or on a crash), and Faust commits acked offsets: the event's output would be lost. Unacked,
+the event leaves a gap that Faust's commit does not pass, so it is redelivered instead.
 """
 
 from __future__ import annotations

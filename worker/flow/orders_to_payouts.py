@@ -24,14 +24,16 @@ def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: S
     @app.agent(topics.orders, name="orders-to-payouts")
     async def orders_to_payouts(stream: StreamT[bytes]) -> None:
         """Decode each order, compute its payout and publish it keyed by seller."""
-        async for event in stream.events():
+        events = stream.noack()  # type: ignore[attr-defined]  # ack after output is confirmed: see publish.py
+        async for event in events.events():
             now = datetime.now(UTC)
             try:
                 order = decode_order(event.value, currencies=currencies, now=now)
                 payout = payout_for(order, schedule, now=now)
             except InvalidRecord as error:
                 await publisher.reject(event, error)
-                continue
-            await publisher.send(topics.payouts, payout, key=payout.seller_id)
+            else:
+                await publisher.send(topics.payouts, payout, key=payout.seller_id)
+            await events.ack(event)
 
     return orders_to_payouts

@@ -25,21 +25,23 @@ def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: S
     @app.agent(topics.payouts, name="screening")
     async def screening(stream: StreamT[bytes]) -> None:
         """Route each payout by the review threshold."""
-        async for event in stream.events():
+        events = stream.noack()  # type: ignore[attr-defined]  # ack after output is confirmed: see publish.py
+        async for event in events.events():
             try:
                 payout = decode_payout(event.value)
             except InvalidRecord as error:
                 await publisher.reject(event, error)
-                continue
-            route = screen(payout, settings.review_threshold)
-            if route is Route.REVIEW:
-                logger.info(
-                    "payout held for review: payout_id=%s seller_id=%s net=%s %s",
-                    payout.payout_id,
-                    payout.seller_id,
-                    payout.net,
-                    payout.currency,
-                )
-            await publisher.send(destination[route], payout, key=payout.seller_id)
+            else:
+                route = screen(payout, settings.review_threshold)
+                if route is Route.REVIEW:
+                    logger.info(
+                        "payout held for review: payout_id=%s seller_id=%s net=%s %s",
+                        payout.payout_id,
+                        payout.seller_id,
+                        payout.net,
+                        payout.currency,
+                    )
+                await publisher.send(destination[route], payout, key=payout.seller_id)
+            await events.ack(event)
 
     return screening

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.types import AgentT, StreamT, TableT
+from faust.types import AgentT, EventT, StreamT, TableT
 
 from worker.app import PipelineApp
 from worker.codec import decode_payout
@@ -43,33 +43,38 @@ def register(
     @app.agent(source, name="settlement")
     async def settlement(stream: StreamT[bytes]) -> None:
         """Record each payout's final state once; report conflicting repeats."""
-        async for event in stream.events():
-            try:
-                payout = decode_payout(event.value)
-            except InvalidRecord as error:
-                await publisher.reject(event, error)
-                continue
-            message = event.message
-            state = states[message.topic]
-            outcome = settle(ledger.get(payout.payout_id), payout, state)
-            seen[outcome.value] += 1
-            if outcome is Settle.NEW:
-                ledger[payout.payout_id] = Settlement(
-                    payout_id=payout.payout_id,
-                    seller_id=payout.seller_id,
-                    state=state,
-                    net=payout.net,
-                    currency=payout.currency,
-                    settled_at=datetime.now(UTC),
-                    ledger_partition=message.partition,
-                )
-            elif outcome is Settle.CONFLICT:
-                await publisher.reject(
-                    event,
-                    InvalidRecord(
-                        "conflicting_duplicate",
-                        f"payout {payout.payout_id} is already settled differently",
-                    ),
-                )
+        events = stream.noack()  # type: ignore[attr-defined]  # ack after output is confirmed: see publish.py
+        async for event in events.events():
+            await _settle(event)
+            await events.ack(event)
+
+    async def _settle(event: EventT[bytes]) -> None:
+        try:
+            payout = decode_payout(event.value)
+        except InvalidRecord as error:
+            await publisher.reject(event, error)
+            return
+        message = event.message
+        state = states[message.topic]
+        outcome = settle(ledger.get(payout.payout_id), payout, state)
+        seen[outcome.value] += 1
+        if outcome is Settle.NEW:
+            ledger[payout.payout_id] = Settlement(
+                payout_id=payout.payout_id,
+                seller_id=payout.seller_id,
+                state=state,
+                net=payout.net,
+                currency=payout.currency,
+                settled_at=datetime.now(UTC),
+                ledger_partition=message.partition,
+            )
+        elif outcome is Settle.CONFLICT:
+            await publisher.reject(
+                event,
+                InvalidRecord(
+                    "conflicting_duplicate",
+                    f"payout {payout.payout_id} is already settled differently",
+                ),
+            )
 
     return settlement
