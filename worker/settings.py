@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.errors import ConfigError
@@ -42,9 +42,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanisms: SaslMechanism = "PLAIN"
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
-    kafka_ssl_cafile: Path | None = None
-    kafka_ssl_certfile: Path | None = None
-    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_cafile: FilePath | None = None
+    kafka_ssl_certfile: FilePath | None = None
+    kafka_ssl_keyfile: FilePath | None = None
     kafka_session_timeout_s: float | None = Field(default=None, gt=0)
 
     # -- The pipeline --
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     table_store: Literal["memory://", "rocksdb://"] = "memory://"
     data_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    stall_timeout_s: float = Field(default=30.0, gt=0)
+    review_api_token: SecretStr = SecretStr("")
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
     tansu_bin: Path | None = None
@@ -85,6 +88,11 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("fee_fixed", "review_threshold")
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
@@ -101,6 +109,12 @@ class Settings(BaseSettings):
                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with "
                 f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> Settings:
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate)")
         return self
 
     # -- Derived values --
