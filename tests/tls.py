@@ -93,6 +93,8 @@ class TlsTerminator:
             self.context.load_verify_locations(client_ca)
             self.context.verify_mode = ssl.CERT_REQUIRED
         self.port = 0
+        #: TLS sessions completed, so a test can tell that its clients really used this listener.
+        self.handshakes = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -121,6 +123,7 @@ class TlsTerminator:
         self._thread.join(10)
 
     async def _relay(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        self.handshakes += 1  # asyncio calls this once the TLS handshake has completed
         try:
             broker_in, broker_out = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

@@ -31,13 +31,14 @@ def check_connection(settings: Settings, timeout: float = TIMEOUT_S) -> None:
     aiokafka_log = logging.getLogger("aiokafka")
     level, aiokafka_log.level = aiokafka_log.level, logging.CRITICAL  # the cause is reported below
     try:
-        loop.run_until_complete(_probe(settings, timeout))
+        loop.run_until_complete(probe(settings, timeout))
     finally:
         aiokafka_log.setLevel(level)
         loop.close()
 
 
-async def _probe(settings: Settings, timeout: float) -> None:
+async def probe(settings: Settings, timeout: float = TIMEOUT_S) -> None:
+    """`check_connection` inside a running event loop."""
     auth = dict(credentials_to_aiokafka_auth(broker_credentials(settings)))  # ConfigError goes up as is
     hosts = [h.strip() for h in settings.kafka_bootstrap_servers.split(",") if h.strip()]
     failure = ""
