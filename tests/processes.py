@@ -16,13 +16,24 @@ import orjson
 ROOT = Path(__file__).parents[1]
 
 
-def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    """Start `args` with this checkout importable, no KAFKA_* from the caller, stdout+stderr piped."""
+def spawn(
+    args: list[str], env: dict[str, str], cwd: Path, output: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `args` with this checkout importable and no KAFKA_* from the caller.
+
+    stdout and stderr go to `output` if given (a chatty process would fill a pipe nobody reads, and
+    block), else to a pipe for `communicate()`.
+    """
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
     base["PYTHONPATH"] = str(ROOT)
-    return subprocess.Popen(
-        args, env={**base, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    with open(output or os.devnull, "wb") as sink:
+        return subprocess.Popen(
+            args,
+            env={**base, **env},
+            cwd=cwd,
+            stdout=sink if output else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

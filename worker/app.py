@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> PipelineApp:
         broker_rebalance_timeout=session,
         broker_heartbeat_interval=min(3.0, session / 4),
         store=settings.table_store,
+        recovery_consistency_check=settings.recovery_consistency_check,
         datadir=str(settings.datadir),
         topic_partitions=settings.topic_partitions,
         web_port=settings.web_port,

@@ -79,7 +79,7 @@ class ProgressSensor(Sensor):
 
 
 class Progress:
-    """Lag and readiness of the app's agents, checked every second by a timer."""
+    """Lag and readiness of the app's agents: checked every second by a timer, and when asked."""
 
     def __init__(self, app: AppT, stall_timeout_s: float) -> None:
         self.app, self.window = app, stall_timeout_s
@@ -97,6 +97,7 @@ class Progress:
 
     def lags(self) -> dict[TP, int]:
         """The lag of every assigned agent partition whose high watermark is known."""
+        self.check(time.monotonic())
         parts = self.sensor.partitions
         found = ((tp, parts.get(tp)) for tp, _ in self._agent_partitions())
         return {tp: part.lag for tp, part in found if part is not None and part.lag is not None}
@@ -104,6 +105,7 @@ class Progress:
     def readiness(self) -> dict[str, Any]:
         """`/readyz`: assigned, recovered and no stalled agent; with the lag of every partition."""
         app, now, parts = self.app, time.monotonic(), self.sensor.partitions
+        self.check(now)
         assigned = app.rebalancing_count > 0 and not app.rebalancing
         recovery = app.tables.recovery  # type: ignore[attr-defined]  # on TableManager, not its type
         recovered = recovery.completed.is_set() and not app.in_recovery
