@@ -2,14 +2,18 @@
 
 A Faust sensor notes, per partition, the first message an agent took since the assignment and the
 last one every stream finished. Lag is the high watermark minus the next offset to finish. The high
-watermark comes from the consumer's fetch responses (aiokafka `highwater`), not from ListOffsets,
-which Tansu 0.6 answers with the base offset of the last batch. An agent is stalled when one of its
-partitions has had lag and no finished message for `STALL_TIMEOUT_S` seconds. A partition none of
-whose messages an agent has taken since the assignment counts as caught up.
+watermark is the larger of two readings: the consumer's fetch responses (aiokafka `highwater`, exact,
+but frozen when the fetcher stops) and the broker's end offsets (ListOffsets, every few seconds; they
+keep moving when the fetcher stops, though Tansu 0.6 answers the base offset of the last batch, which
+under-counts). An agent is stalled when one of its partitions has had lag and no finished message for
+`STALL_TIMEOUT_S` seconds. A partition none of whose messages an agent has taken since the assignment
+counts as caught up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +21,9 @@ from typing import Any
 
 from faust import Sensor
 from faust.types import TP, AppT, Message, TopicT
+
+#: How often the broker is asked for end offsets (one ListOffsets request for all agent partitions).
+END_OFFSETS_EVERY_S = 5.0
 
 
 @dataclass
@@ -84,16 +91,27 @@ class Progress:
     def __init__(self, app: AppT, stall_timeout_s: float) -> None:
         self.app, self.window = app, stall_timeout_s
         self.sensor = ProgressSensor()
+        #: The broker's end offsets, from the last `read_end_offsets`.
+        self.end_offsets: dict[TP, int] = {}
 
     def check(self, now: float) -> None:
-        """Read the high watermark of every assigned partition an agent consumes."""
+        """Update the lag of every assigned partition an agent consumes."""
         consumer = self.app.consumer
         for tp, _agent in self._agent_partitions():
             try:
-                highwater = consumer.highwater(tp)
+                fetched = consumer.highwater(tp)
             except Exception:  # not assigned (any more), or the consumer is not running yet
-                highwater = None
-            self.sensor.get(tp).observe(highwater, now)
+                fetched = None
+            known = [value for value in (fetched, self.end_offsets.get(tp)) if value is not None]
+            self.sensor.get(tp).observe(max(known) if known else None, now)
+
+    async def read_end_offsets(self, timeout: float) -> None:
+        """Ask the broker for the end offsets of the agents' partitions (skipped if it does not answer)."""
+        partitions = [tp for tp, _ in self._agent_partitions()]
+        if partitions:
+            with contextlib.suppress(Exception):  # no answer now is no evidence; the next read may have one
+                ends = await asyncio.wait_for(self.app.consumer.highwaters(*partitions), timeout)
+                self.end_offsets.update({TP(tp.topic, tp.partition): end for tp, end in ends.items()})
 
     def lags(self) -> dict[TP, int]:
         """The lag of every assigned agent partition whose high watermark is known."""
@@ -154,5 +172,9 @@ def register(app: AppT, stall_timeout_s: float) -> Progress:
     @app.timer(1.0, name="progress-check")
     async def check() -> None:
         progress.check(time.monotonic())
+
+    @app.timer(END_OFFSETS_EVERY_S, name="progress-end-offsets")
+    async def read_end_offsets() -> None:
+        await progress.read_end_offsets(timeout=END_OFFSETS_EVERY_S)
 
     return progress

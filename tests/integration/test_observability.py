@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from faust.types import StreamT
+from faust.types import TP, StreamT
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_pipeline import order
@@ -112,5 +112,36 @@ async def test_readiness_fails_while_an_agent_is_stuck_with_lag_and_recovers(boo
         release.set()
         ready = await poll(port, "/readyz", lambda status, body: status == 200)
         assert ready["agents"]["chores"]["lag"] == 0
+    finally:
+        await app.stop()
+
+
+async def test_readiness_fails_when_the_consumer_stops_fetching_a_partition(bootstrap, pipeline_settings):
+    # Faust's best-known failure: partitions left paused, so nothing arrives and nothing complains.
+    pipeline = build(pipeline_settings(stall_timeout_s=2))
+    app, port = pipeline.app, pipeline.app.conf.web_port
+    topic = app.topic(f"{app.conf.id}-chores", value_serializer="raw", partitions=1)
+    app.create_on_start([topic])
+    done: list[bytes] = []
+
+    @app.agent(topic, name="chores")
+    async def chores(stream: StreamT[bytes]) -> None:
+        async for chore in stream:
+            done.append(chore)
+
+    await app.start()
+    try:
+        await poll(port, "/readyz", lambda status, body: status == 200)
+        await produce(bootstrap, topic.get_topic_name(), [(None, b"1")])
+        await poll(port, "/readyz", lambda status, body: status == 200 and done == [b"1"])
+
+        app.consumer.pause_partitions({TP(topic.get_topic_name(), 0)})
+        await produce(bootstrap, topic.get_topic_name(), [(None, b"2"), (None, b"3")])
+        stalled = await poll(port, "/readyz", lambda status, body: status == 503)
+        assert stalled["stalled"] == [f"chores {topic.get_topic_name()}[0]"] and done == [b"1"]
+
+        app.consumer.resume_partitions({TP(topic.get_topic_name(), 0)})
+        await poll(port, "/readyz", lambda status, body: status == 200)
+        assert done == [b"1", b"2", b"3"]
     finally:
         await app.stop()
