@@ -21,7 +21,8 @@ USER streamline
 WORKDIR /home/streamline
 VOLUME ["/var/lib/streamline"]
 EXPOSE 6066
+# Liveness: the process answers. Readiness (assigned, recovered, no stalled agent) is GET /readyz.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/stats' % os.environ.get('WEB_PORT', '6066'), timeout=2)"
+    CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('WEB_PORT', '6066'), timeout=2)"
 # The worker stops gracefully on SIGTERM (docker stop).
 ENTRYPOINT ["python", "-m", "worker"]

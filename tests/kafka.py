@@ -13,9 +13,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    """Write (key, value) pairs to `topic` with a plain aiokafka producer and wait for the acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def produce(
+    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]], **client: Any
+) -> None:
+    """Write (key, value) pairs to `topic` with a plain aiokafka producer and wait for the acks.
+
+    `client` takes further aiokafka arguments, such as `security_protocol` and `ssl_context`.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client)
     await producer.start()
     try:
         for key, value in messages:
@@ -48,13 +53,15 @@ async def read_until(
     timeout: float = 30.0,
     decode: Callable[[bytes | None], Any] | None = _json,
     with_keys: bool = False,
+    **client: Any,
 ) -> list[Any]:
     """Read `topic` from the beginning until `done(values)` holds; fail after `timeout` seconds.
 
     Values are decoded JSON, or raw bytes with `decode=None`; `(key, value)` pairs with `with_keys`.
+    Extra keyword arguments go to the client (security settings).
     """
     decode = decode or (lambda raw: raw)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client)
     await consumer.start()
     values: list[Any] = []
     try:

@@ -18,7 +18,10 @@ from faust.types import TP, Message, TopicT, TransportT
 from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
 from mode.utils.futures import notify
+from pydantic import SecretStr
 
+from worker.errors import ConfigError
+from worker.logs import Redact, logging_config
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -86,14 +89,27 @@ class _Boot(BootStrategy):
         return [_CreateTopics(app.topics_to_create), *super().web_server()]
 
 
+class _Worker(faust.Worker):
+    """Faust's worker, with the app's secrets masked in every log line."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        app = self.app
+        assert isinstance(app, PipelineApp)
+        for handler in logger.handlers:
+            handler.addFilter(Redact(app.secrets))
+
+
 class PipelineApp(faust.App):
     """A Faust app that creates every pipeline topic at start-up, not only its internal ones."""
 
     BootStrategy = _Boot
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, secrets: Iterable[SecretStr] = (), **kwargs: Any) -> None:
+        super().__init__(*args, Worker=_Worker, **kwargs)
         self.topics_to_create: list[TopicT] = []
+        #: Values no log line may show (masked by the worker's log handlers).
+        self.secrets = tuple(secrets)
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
@@ -113,12 +129,14 @@ def create_app(settings: Settings) -> PipelineApp:
     session = settings.session_timeout_s
     return PipelineApp(
         settings.app_id,
+        secrets=(settings.kafka_sasl_password, settings.review_api_token),
         broker=broker_urls(settings),
         broker_credentials=broker_credentials(settings),
         broker_session_timeout=session,
         broker_rebalance_timeout=session,
         broker_heartbeat_interval=min(3.0, session / 4),
         store=settings.table_store,
+        recovery_consistency_check=settings.recovery_consistency_check,
         datadir=str(settings.datadir),
         topic_partitions=settings.topic_partitions,
         web_port=settings.web_port,
@@ -129,6 +147,7 @@ def create_app(settings: Settings) -> PipelineApp:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         autodiscover=False,
+        logging_config=logging_config(settings.log_format, settings.log_level),
     )
 
 
@@ -155,10 +174,26 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """A TLS context trusting `KAFKA_SSL_CAFILE` (or the system CAs), with an optional client cert."""
-    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
-    if settings.kafka_ssl_certfile:
-        keyfile = str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None
-        context.load_cert_chain(str(settings.kafka_ssl_certfile), keyfile)
+    """A TLS context trusting `KAFKA_SSL_CAFILE` (or the system CAs), with an optional client cert.
+
+    The broker's certificate and host name are always verified; a file that cannot be loaded is a
+    ConfigError naming its variable.
+    """
+    cafile, certfile, keyfile = (
+        str(path) if path else None
+        for path in (settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    )
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"KAFKA_SSL_CAFILE: not a PEM CA certificate bundle: {exc.reason}") from None
+    if certfile:
+        try:
+            # A password callback, so that an encrypted key fails here instead of prompting on a tty.
+            context.load_cert_chain(certfile, keyfile, password=lambda: b"")
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                "KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE: cannot load the client certificate and its "
+                f"key ({exc.reason}); an encrypted key is not supported"
+            ) from None
     return context

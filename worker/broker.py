@@ -56,12 +56,28 @@ def _executable(path: Path) -> Path:
 
 
 class EmbeddedBroker:
-    """A Tansu broker on 127.0.0.1:`port`, started and stopped with this object (a context manager)."""
+    """A Tansu broker on 127.0.0.1:`port`, started and stopped with this object (a context manager).
 
-    def __init__(self, binary: Path, port: int, log_path: Path | None = None) -> None:
+    `authentication` makes Tansu require SASL (SCRAM) from clients; `advertised_port` is the port it
+    tells clients to use, when something (a TLS terminator, a proxy) stands in front of it. Tansu 0.6
+    cannot serve TLS itself: its CLI puts `--cert` and `--key` in one exclusive group, so either is
+    refused with the other, and it needs both.
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        port: int,
+        log_path: Path | None = None,
+        *,
+        authentication: bool = False,
+        advertised_port: int | None = None,
+    ) -> None:
         self.binary = binary
         self.port = port
         self.log_path = log_path
+        self.authentication = authentication
+        self.advertised_port = advertised_port or port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,7 +95,8 @@ class EmbeddedBroker:
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://{HOST}:{self.advertised_port}",
+            *(["--authentication"] if self.authentication else []),
         ]
         log = self._open_log()
         self.process = subprocess.Popen(
@@ -127,13 +144,15 @@ class EmbeddedBroker:
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         assert self.process is not None
+        # Before authentication, a broker that requires it answers ApiVersions only.
+        answers = answers_api_versions if self.authentication else answers_metadata
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BrokerError(
                     f"the embedded broker exited with code {self.process.returncode} at start-up"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
-            if answers_metadata(HOST, self.port):
+            if answers(HOST, self.port):
                 return
             time.sleep(0.05)
         raise BrokerError(f"the embedded broker did not answer on {HOST}:{self.port} in {timeout}s")
@@ -160,8 +179,17 @@ def free_port() -> int:
 
 def answers_metadata(host: str, port: int, timeout: float = 1.0) -> bool:
     """True when a Kafka broker at host:port answers a Metadata (v0) request."""
+    return _answers(host, port, api_key=3, body=struct.pack(">i", 0), timeout=timeout)
+
+
+def answers_api_versions(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a Kafka broker at host:port answers an ApiVersions (v0) request."""
+    return _answers(host, port, api_key=18, body=b"", timeout=timeout)
+
+
+def _answers(host: str, port: int, *, api_key: int, body: bytes, timeout: float) -> bool:
     client_id = b"streamline"
-    body = struct.pack(">hhih", 3, 0, 7, len(client_id)) + client_id + struct.pack(">i", 0)
+    body = struct.pack(">hhih", api_key, 0, 7, len(client_id)) + client_id + body
     try:
         with socket.create_connection((host, port), timeout=timeout) as conn:
             conn.sendall(struct.pack(">i", len(body)) + body)

@@ -3,6 +3,7 @@
 StreamlineError
 ├── ConfigError            a setting is missing or malformed (fails start-up, names the variable)
 ├── BrokerError            the embedded broker cannot start (binary missing, port taken, no answer)
+├── ConnectError           the cluster cannot be reached or refuses us (TLS, SASL, address)
 └── InvalidRecord          a message cannot become a record; carries a stable `reason` code
     └── RejectedByRule     a well-formed record that a business rule refuses
 """
@@ -20,6 +21,10 @@ class ConfigError(StreamlineError):
 
 class BrokerError(StreamlineError):
     """The embedded broker cannot start. The message says what to do."""
+
+
+class ConnectError(StreamlineError):
+    """The worker cannot connect to the cluster at start-up. The message names the cause and the fix."""
 
 
 class InvalidRecord(StreamlineError):

@@ -13,19 +13,23 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from faust.types import AgentT, TopicT
 
-from worker import replay
+from worker import progress, replay
 from worker.app import PipelineApp, create_app
 from worker.broker import HOST, EmbeddedBroker, find_tansu
+from worker.connect import check_connection
 from worker.errors import StreamlineError
 from worker.flow import orders_to_payouts, screening, settlement, storefront
+from worker.metrics import DomainMetrics
 from worker.publish import Publisher
 from worker.settings import Settings, load_settings
 from worker.stats import ledger_totals
 from worker.tables import settlement_ledger
 from worker.topics import Topics, declare_topics
-from worker.web import stats
+from worker.web import health, stats
+from worker.web import metrics as metrics_view
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Pipeline:
     app: PipelineApp
     topics: Topics
     agents: dict[str, AgentT[Any]]
+    metrics: DomainMetrics
 
 
 def build(settings: Settings) -> Pipeline:
@@ -49,12 +54,16 @@ def build(settings: Settings) -> Pipeline:
         settlement.register(app, topics, publisher, ledger, outcomes),
     ]
     storefront.register(app, topics, publisher, settings)
+    tracker = progress.register(app, settings.stall_timeout_s)
+    health.register(app, tracker)
+    metrics = metrics_view.register(app, topics, tracker)
     sections: dict[str, stats.Section] = {  # features add their part of /stats here
         "ledger": lambda: ledger_totals(ledger.values(), _owned(app, topics.payouts_approved), outcomes),
+        "readiness": tracker.readiness,
     }
     stats.register(app, topics, agents, sections)
     replay.register(app, topics)
-    return Pipeline(app, topics, {agent.name: agent for agent in agents})
+    return Pipeline(app, topics, {agent.name: agent for agent in agents}, metrics)
 
 
 def _owned(app: PipelineApp, topic: TopicT) -> set[int]:
@@ -74,23 +83,39 @@ def embedded_broker(settings: Settings) -> EmbeddedBroker:
 def run(argv: list[str] | None = None) -> None:
     """`python -m worker [faust command ...]`: a worker by default; exits 2 with one line on error."""
     args = list(sys.argv[1:] if argv is None else argv)
+    settings: Settings | None = None
     try:
         settings = load_settings()
-        args = args or ["worker", "--loglevel", settings.log_level]
+        args = args or _worker_args(settings)
         with contextlib.ExitStack() as stack:
             if settings.embedded_broker:
                 # Other commands (replay, reviews...) talk to the broker a running `make run` started.
                 address = f"{HOST}:{settings.embedded_broker_port}"
-                if args[0] == "worker":
+                if "worker" in args:
                     address = stack.enter_context(embedded_broker(settings)).bootstrap_servers
                 settings = settings.with_embedded_broker(address)
+            elif "worker" in args:
+                check_connection(settings)
             _use_uvloop()
             app = build(settings).app
             sys.argv = [sys.argv[0], *args]
             app.main()
     except StreamlineError as exc:
-        print(f"streamline: {exc}", file=sys.stderr)
+        as_json = settings is not None and settings.log_format == "json"
+        print(_error_line(str(exc), as_json), file=sys.stderr)
         sys.exit(2)
+
+
+def _error_line(message: str, as_json: bool) -> str:
+    if as_json:
+        return orjson.dumps({"level": "error", "logger": "streamline", "message": message}).decode()
+    return f"streamline: {message}"
+
+
+def _worker_args(settings: Settings) -> list[str]:
+    # JSON logs: no banner table on stdout, so that every line of output is one JSON object.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    return [*quiet, "worker", "--loglevel", settings.log_level]
 
 
 def _use_uvloop() -> None:
@@ -115,6 +140,8 @@ def __getattr__(name: str) -> Any:
                 broker = embedded_broker(settings).start()
                 atexit.register(broker.stop)
                 settings = settings.with_embedded_broker(broker.bootstrap_servers)
+            else:
+                check_connection(settings)
         except StreamlineError as exc:
             raise SystemExit(f"streamline: {exc}") from None
         _cli_app = build(settings).app

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.errors import ConfigError
@@ -42,10 +42,14 @@ class Settings(BaseSettings):
     kafka_sasl_mechanisms: SaslMechanism = "PLAIN"
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
-    kafka_ssl_cafile: Path | None = None
-    kafka_ssl_certfile: Path | None = None
-    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_cafile: FilePath | None = None
+    kafka_ssl_certfile: FilePath | None = None
+    kafka_ssl_keyfile: FilePath | None = None
     kafka_session_timeout_s: float | None = Field(default=None, gt=0)
+    #: Faust's check that a table's local (RocksDB) offset is not past the changelog's end. Off with the
+    #: embedded broker: Tansu 0.6 reports the base offset of the last batch as the end, so the check
+    #: fails on a correct local state.
+    recovery_consistency_check: bool = True
 
     # -- The pipeline --
     app_id: str = Field(default="streamline", min_length=1)
@@ -63,6 +67,9 @@ class Settings(BaseSettings):
     table_store: Literal["memory://", "rocksdb://"] = "memory://"
     data_dir: Path | None = None
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    stall_timeout_s: float = Field(default=30.0, gt=0)
+    review_api_token: SecretStr = SecretStr("")
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
     tansu_bin: Path | None = None
@@ -94,6 +101,11 @@ class Settings(BaseSettings):
             return {"warning": "warn", "critical": "crit"}.get(value, value)
         return value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("fee_fixed", "review_threshold")
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
@@ -110,6 +122,12 @@ class Settings(BaseSettings):
                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with "
                 f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> Settings:
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate)")
         return self
 
     # -- Derived values --
@@ -145,6 +163,7 @@ class Settings(BaseSettings):
                 "kafka_security_protocol": "PLAINTEXT",
                 "storefront_orders_per_second": self.orders_per_second,
                 "kafka_session_timeout_s": self.session_timeout_s,
+                "recovery_consistency_check": False,
             }
         )
 

@@ -6,6 +6,7 @@ The broker is the embedded Tansu unless KAFKA_BOOTSTRAP_SERVERS names a cluster 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -86,3 +87,14 @@ async def start_pipeline(
     yield start
     for pipeline in reversed(started):
         await pipeline.app.stop()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts; any still running at the end are killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

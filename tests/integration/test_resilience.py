@@ -79,7 +79,8 @@ async def test_a_broker_frozen_for_15s_loses_nothing_and_needs_no_restart(unique
             assert {p["order_id"] for p in approved} == {f"{unique}-{n}" for n in range(600)}
             settled = poll_stats(worker.port, lambda s: s["ledger"]["settled"] == 600, timeout=60)
             print(
-                f"\nbroker stall: 600 orders, all settled once; caught up {recovered_after:.1f}s after SIGCONT; "
+                f"\nbroker stall: 600 orders, all settled once; "
+                f"caught up {recovered_after:.1f}s after SIGCONT; "
                 f"duplicates collapsed: {settled['ledger']['duplicates_collapsed']}"
             )
         finally:

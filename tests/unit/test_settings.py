@@ -8,12 +8,15 @@ from pathlib import Path
 
 import faust
 import pytest
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
+from tests.tls import Authority
 from worker.app import broker_credentials, broker_urls, create_app
 from worker.errors import ConfigError
 from worker.settings import load_settings, redacted
 
 PASSWORD = "s3cr3t-hunter2-password"
+TOKEN = "rvw-tok-5c1d8e2f"
 
 
 def test_defaults_are_the_local_profile(make_settings) -> None:
@@ -78,6 +81,9 @@ def test_the_shipped_config_examples_load(monkeypatch) -> None:
         ("KAFKA_SECURITY_PROTOCOL", "TLS"),
         ("KAFKA_SASL_MECHANISMS", "GSSAPI"),
         ("CURRENCIES", "EUR,DOLLARS"),
+        ("LOG_FORMAT", "xml"),
+        ("STALL_TIMEOUT_S", "0"),
+        ("KAFKA_SSL_CAFILE", "/nowhere/ca.pem"),
     ],
 )
 def test_a_bad_value_fails_naming_the_variable(monkeypatch, variable: str, value: str) -> None:
@@ -96,10 +102,13 @@ def test_the_password_never_shows(monkeypatch) -> None:
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("KAFKA_SASL_USERNAME", "key")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", PASSWORD)
+    monkeypatch.setenv("REVIEW_API_TOKEN", TOKEN)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "pkc.example:9092")
     settings = load_settings()
-    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
-    assert PASSWORD not in str(redacted(settings))
+    for secret in (PASSWORD, TOKEN):
+        assert secret not in repr(settings) and secret not in str(settings)
+        assert secret not in str(redacted(settings))
+    assert settings.review_api_token.get_secret_value() == TOKEN
     assert PASSWORD not in repr(broker_credentials(settings))
     monkeypatch.setenv("WEB_PORT", "nope")
     with pytest.raises(ConfigError) as bad:
@@ -113,18 +122,10 @@ def test_sasl_without_credentials_is_refused(monkeypatch) -> None:
         load_settings()
 
 
-@pytest.mark.parametrize(
-    ("protocol", "mechanism", "kind", "has_tls"),
-    [
-        ("PLAINTEXT", "PLAIN", None, False),
-        ("SSL", "PLAIN", faust.SSLCredentials, True),
-        ("SASL_PLAINTEXT", "SCRAM-SHA-256", faust.SASLCredentials, False),
-        ("SASL_SSL", "PLAIN", faust.SASLCredentials, True),
-        ("SASL_SSL", "SCRAM-SHA-512", faust.SASLCredentials, True),
-    ],
-)
-def test_security_settings_map_onto_faust_credentials(
-    make_settings, protocol: str, mechanism: str, kind: type | None, has_tls: bool
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+def test_security_settings_map_onto_what_aiokafka_receives(
+    make_settings, protocol: str, mechanism: str
 ) -> None:
     settings = make_settings(
         kafka_bootstrap_servers="b:9092",
@@ -134,15 +135,16 @@ def test_security_settings_map_onto_faust_credentials(
         kafka_sasl_password=PASSWORD,
     )
     credentials = broker_credentials(settings)
-    if kind is None:
-        assert credentials is None
-        return
-    assert isinstance(credentials, kind)
-    assert credentials.protocol.value == protocol
-    if isinstance(credentials, faust.SASLCredentials):
-        assert credentials.mechanism.value == mechanism
-        assert (credentials.username, credentials.password) == ("user", PASSWORD)
-        assert isinstance(credentials.ssl_context, ssl.SSLContext) is has_tls
+    # The worker's consumer and producer get exactly these keyword arguments (Faust's own mapping).
+    auth = credentials_to_aiokafka_auth(credentials)
+    assert auth["security_protocol"] == protocol
+    assert isinstance(auth.get("ssl_context"), ssl.SSLContext) is protocol.endswith("SSL")
+    if protocol.startswith("SASL"):
+        assert isinstance(credentials, faust.SASLCredentials)
+        assert auth["sasl_mechanism"] == mechanism
+        assert (auth["sasl_plain_username"], auth["sasl_plain_password"]) == ("user", PASSWORD)
+    else:
+        assert "sasl_mechanism" not in auth
 
 
 def test_the_app_takes_the_local_profile_timeouts(make_settings) -> None:
@@ -151,3 +153,63 @@ def test_the_app_takes_the_local_profile_timeouts(make_settings) -> None:
     assert app.conf.broker_rebalance_timeout == 10
     assert app.conf.web_port == 6066
     assert app.conf.consumer_auto_offset_reset == "earliest"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> dict[str, Path]:
+    """A CA, a client certificate it signed, and a key that belongs to another certificate."""
+    directory = tmp_path_factory.mktemp("pki")
+    ca, other = Authority(directory, "ca"), Authority(directory, "other")
+    client, stranger = ca.issue("worker"), other.issue("stranger")
+    return {"ca": ca.pem.cert, "cert": client.cert, "key": client.key, "wrong_key": stranger.key}
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_mutual_tls_loads_the_ca_and_the_client_certificate(make_settings, pki, protocol: str) -> None:
+    settings = make_settings(
+        kafka_bootstrap_servers="b:9093",
+        kafka_security_protocol=protocol,
+        kafka_sasl_username="user",
+        kafka_sasl_password=PASSWORD,
+        kafka_ssl_cafile=pki["ca"],
+        kafka_ssl_certfile=pki["cert"],
+        kafka_ssl_keyfile=pki["key"],
+    )
+    credentials = broker_credentials(settings)
+    context = getattr(credentials, "ssl_context", None) or getattr(credentials, "context", None)
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert [dict(c["subject"][0])["commonName"] for c in context.get_ca_certs()] == ["ca"]
+
+
+def test_a_key_that_does_not_match_the_certificate_names_both_variables(make_settings, pki) -> None:
+    settings = make_settings(
+        kafka_bootstrap_servers="b:9093",
+        kafka_security_protocol="SSL",
+        kafka_ssl_certfile=pki["cert"],
+        kafka_ssl_keyfile=pki["wrong_key"],
+    )
+    with pytest.raises(ConfigError, match="KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE.*KEY_VALUES_MISMATCH"):
+        broker_credentials(settings)
+
+
+def test_a_ca_file_that_holds_no_certificate_is_named(make_settings, tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate")
+    settings = make_settings(
+        kafka_bootstrap_servers="b:9093", kafka_security_protocol="SSL", kafka_ssl_cafile=garbage
+    )
+    with pytest.raises(ConfigError, match="KAFKA_SSL_CAFILE"):
+        broker_credentials(settings)
+
+
+def test_a_client_key_without_its_certificate_is_refused(monkeypatch, pki) -> None:
+    monkeypatch.setenv("KAFKA_SSL_KEYFILE", str(pki["key"]))
+    with pytest.raises(ConfigError, match="KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE"):
+        load_settings()
+
+
+def test_json_logs_reach_faust_through_its_logging_config(make_settings) -> None:
+    app = create_app(make_settings(log_format="JSON").with_embedded_broker("127.0.0.1:1"))
+    assert app.conf.logging_config["formatters"]["json"]
+    assert create_app(make_settings().with_embedded_broker("127.0.0.1:1")).conf.logging_config is None

@@ -1,0 +1,147 @@
+"""What operators see: /metrics in Prometheus format, /healthz, and /readyz flipping on a stalled agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import orjson
+from faust.types import TP, StreamT
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.test_pipeline import order
+from tests.kafka import produce, read_until
+from worker.main import build
+
+
+async def fetch(port: int, path: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as response:
+        return response.status, await response.read()
+
+
+async def poll(port: int, path: str, ready: Callable[[int, Any], bool], timeout: float = 30) -> Any:
+    """GET `path` until `ready(status, json)`; fail after `timeout` seconds."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        status, body = await fetch(port, path)
+        last = (status, orjson.loads(body))
+        if ready(*last):
+            return last[1]
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{path} not as expected within {timeout}s: {last}")
+
+
+def samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition, parsed by prometheus_client's own parser."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_expose_faust_and_the_domain_in_prometheus_format(bootstrap, start_pipeline):
+    pipeline = await start_pipeline(review_threshold=Decimal("500.00"))
+    topics, port = pipeline.topics, pipeline.app.conf.web_port
+    orders = topics.orders.get_topic_name()
+    good = [(b"s-1", order(f"o-{n}", "10.00")) for n in range(4)] + [(b"s-2", order("o-big", "600.00"))]
+    await produce(bootstrap, orders, [*good, (b"s-3", b"{"), (b"s-3", b"")])
+    await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 4)
+    await read_until(bootstrap, topics.dead_letters.get_topic_name(), lambda v: len(v) >= 2)
+
+    status, body = await fetch(port, "/metrics")
+    found = samples(body.decode())
+
+    assert status == 200
+    assert found[("streamline_orders_total", ())] == 7
+    assert found[("streamline_payouts_total", (("outcome", "approved"),))] == 4
+    assert found[("streamline_payouts_total", (("outcome", "review"),))] == 1
+    assert found[("streamline_dead_letters_total", (("reason", "invalid_json"),))] == 1
+    assert found[("streamline_dead_letters_total", (("reason", "empty_value"),))] == 1
+    latency = ("streamline_order_to_outcome_seconds_count", (("outcome", "approved"),))
+    assert found[latency] == 4  # the orders say 2026-11-28T10:00:00Z: old, but counted
+    assert found[("faust_messages_received_per_topic_total", (("topic", orders),))] == 7
+    assert ("streamline_pending_reviews", ()) in found  # NaN until the review feature plugs in
+    for partition in range(3):
+        assert ("streamline_consumer_lag", (("partition", str(partition)), ("topic", orders))) in found
+
+
+async def test_metrics_take_the_review_features_numbers(start_pipeline):
+    pipeline = await start_pipeline()
+    pipeline.metrics.reviews_from(pending=lambda: 3, oldest_age_s=lambda: 42.5)
+
+    _, body = await fetch(pipeline.app.conf.web_port, "/metrics")
+
+    found = samples(body.decode())
+    assert found[("streamline_pending_reviews", ())] == 3
+    assert found[("streamline_review_age_seconds", ())] == 42.5
+
+
+async def test_readiness_fails_while_an_agent_is_stuck_with_lag_and_recovers(bootstrap, pipeline_settings):
+    pipeline = build(pipeline_settings(stall_timeout_s=2))
+    app, port = pipeline.app, pipeline.app.conf.web_port
+    stuck_topic = app.topic(f"{app.conf.id}-chores", value_serializer="raw", partitions=1)
+    app.create_on_start([stuck_topic])
+    release = asyncio.Event()
+
+    @app.agent(stuck_topic, name="chores")
+    async def chores(stream: StreamT[bytes]) -> None:
+        async for _chore in stream:
+            await release.wait()  # a hung call: the agent stops, the process does not
+
+    await app.start()
+    try:
+        ready = await poll(port, "/readyz", lambda status, body: status == 200)
+        assert ready["assigned"] and ready["recovered"] and not ready["stalled"]
+
+        await produce(bootstrap, stuck_topic.get_topic_name(), [(None, b"1"), (None, b"2"), (None, b"3")])
+        stalled = await poll(port, "/readyz", lambda status, body: status == 503)
+
+        chores_topic = stuck_topic.get_topic_name()
+        assert stalled["stalled"] == [f"chores {chores_topic}[0]"]
+        assert stalled["agents"]["chores"]["lag"] == 3
+        assert stalled["agents"]["orders-to-payouts"]["lag"] == 0
+        assert (await fetch(port, "/healthz"))[0] == 200  # the process answers: only readiness fails
+        _, stats = await fetch(port, "/stats")
+        assert orjson.loads(stats)["readiness"]["ready"] is False
+
+        release.set()
+        ready = await poll(port, "/readyz", lambda status, body: status == 200)
+        assert ready["agents"]["chores"]["lag"] == 0
+    finally:
+        await app.stop()
+
+
+async def test_readiness_fails_when_the_consumer_stops_fetching_a_partition(bootstrap, pipeline_settings):
+    # Faust's best-known failure: partitions left paused, so nothing arrives and nothing complains.
+    pipeline = build(pipeline_settings(stall_timeout_s=2))
+    app, port = pipeline.app, pipeline.app.conf.web_port
+    topic = app.topic(f"{app.conf.id}-chores", value_serializer="raw", partitions=1)
+    app.create_on_start([topic])
+    done: list[bytes] = []
+
+    @app.agent(topic, name="chores")
+    async def chores(stream: StreamT[bytes]) -> None:
+        async for chore in stream:
+            done.append(chore)
+
+    await app.start()
+    try:
+        await poll(port, "/readyz", lambda status, body: status == 200)
+        await produce(bootstrap, topic.get_topic_name(), [(None, b"1")])
+        await poll(port, "/readyz", lambda status, body: status == 200 and done == [b"1"])
+
+        app.consumer.pause_partitions({TP(topic.get_topic_name(), 0)})
+        await produce(bootstrap, topic.get_topic_name(), [(None, b"2"), (None, b"3")])
+        stalled = await poll(port, "/readyz", lambda status, body: status == 503)
+        assert stalled["stalled"] == [f"chores {topic.get_topic_name()}[0]"] and done == [b"1"]
+
+        app.consumer.resume_partitions({TP(topic.get_topic_name(), 0)})
+        await poll(port, "/readyz", lambda status, body: status == 200)
+        assert done == [b"1", b"2", b"3"]
+    finally:
+        await app.stop()

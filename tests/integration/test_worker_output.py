@@ -1,0 +1,110 @@
+"""Everything a worker process prints or serves: no secret anywhere, and JSON lines when asked."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.kafka import produce
+from tests.processes import get, poll_json, spawn
+from worker.broker import free_port
+
+PASSWORD = "Kafka-pw-7c2f9e11ab"
+ORDER = {
+    "order_id": "o-1",
+    "seller_id": "s-1",
+    "customer_id": "c-1",
+    "amount": "10.00",
+    "currency": "EUR",
+    "created_at": "2026-11-28T10:00:00Z",
+}
+TOKEN = "review-api-token-3b8d5f"
+
+
+def worker_env(bootstrap: str, unique: str, web: int, **extra: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "APP_ID": unique,
+        "TOPIC_PREFIX": f"{unique}-",
+        "TOPIC_PARTITIONS": "2",
+        "WEB_PORT": str(web),
+        "STOREFRONT_ORDERS_PER_SECOND": "50",
+        "KAFKA_SESSION_TIMEOUT_S": "6",
+        **extra,
+    }
+
+
+def flowing(unique: str, *topics: str) -> Any:
+    return lambda stats: all(stats["topics"][f"{unique}-{t}"]["produced"] > 0 for t in topics)
+
+
+def stop(worker: Any, output: Path) -> str:
+    """SIGTERM the worker; everything it wrote to stdout and stderr."""
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=30)
+    text = output.read_text()
+    assert worker.returncode == 0, text[-2000:]
+    return text
+
+
+def test_no_secret_in_the_banner_logs_or_endpoints(processes, bootstrap, unique, tmp_path: Path):
+    web = free_port()
+    env = worker_env(
+        bootstrap,
+        unique,
+        web,
+        LOG_LEVEL="debug",  # the most a worker ever says, aiokafka's request dumps included
+        KAFKA_SASL_USERNAME="payouts-svc",
+        KAFKA_SASL_PASSWORD=PASSWORD,
+        REVIEW_API_TOKEN=TOKEN,
+    )
+    worker = spawn([sys.executable, "-m", "worker"], env, tmp_path, output=tmp_path / "output")
+    processes.append(worker)
+    poll_json(web, "/stats", flowing(unique, "payouts-approved"), timeout=60)
+    # An order that carries the password as data: Faust's debug lines print the payout it becomes,
+    # so the worker's log filter has to mask it.
+    trap = orjson.dumps({**ORDER, "order_id": f"o-{PASSWORD}"})
+    asyncio.run(produce(bootstrap, f"{unique}-orders", [(b"s-1", trap)]))
+    poll_json(web, "/stats", lambda stats: stats["topics"][f"{unique}-orders"]["consumed"] > 0, 30)
+    deadline = time.monotonic() + 30
+    while "o-***" not in (tmp_path / "output").read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    served = [get(web, path) for path in ("/stats", "/metrics", "/healthz", "/readyz", "/nope")]
+    output = stop(worker, tmp_path / "output")
+
+    assert "transport" in output and "payouts-approved" in output  # the banner and the logs are here
+    assert '"order_id":"o-***"' in output  # the trap order was logged, masked
+    everything = output + "".join(body.decode() for _, body in served)
+    for secret in (PASSWORD, TOKEN):
+        assert secret not in everything
+        assert secret[4:-4] not in everything  # nor a part of it
+
+
+def test_json_logs_are_one_object_per_line_with_the_message_context(
+    processes, bootstrap, unique, tmp_path: Path
+):
+    web = free_port()
+    env = worker_env(bootstrap, unique, web, LOG_FORMAT="json", REVIEW_THRESHOLD="100.00")
+    worker = spawn([sys.executable, "-m", "worker"], env, tmp_path, output=tmp_path / "output")
+    processes.append(worker)
+    poll_json(web, "/stats", flowing(unique, "payouts-approved", "payouts-review"), timeout=60)
+    asyncio.run(produce(bootstrap, f"{unique}-orders", [(b"s-x", b"not json")]))
+    poll_json(web, "/stats", lambda stats: stats["dead_letters"] > 0, timeout=30)
+
+    lines = [line for line in stop(worker, tmp_path / "output").splitlines() if line.strip()]
+    documents = [orjson.loads(line) for line in lines]  # every line, or this fails
+
+    assert all(isinstance(d, dict) and {"time", "level", "logger", "message"} <= d.keys() for d in documents)
+    held = next(d for d in documents if d["message"].startswith("payout held for review"))
+    assert held["topic"] == f"{unique}-payouts" and isinstance(held["offset"], int)
+    assert held["payout_id"].startswith("po-") and held["seller_id"] == held["key"]
+    dead = next(d for d in documents if d["message"].startswith("dead letter"))
+    assert (dead["topic"], dead["key"], dead["level"]) == (f"{unique}-orders", "s-x", "warning")
+    assert isinstance(dead["partition"], int) and isinstance(dead["offset"], int)

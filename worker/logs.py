@@ -1,0 +1,121 @@
+"""Log output: Faust's human-readable lines by default, JSON lines with `LOG_FORMAT=json`.
+
+A JSON line carries the message plus, when it is logged while an agent processes a message, that
+message's topic, partition, offset and key (from Faust's current event), plus every `name=%s`
+argument of the log call that does not clash with those (`payout_id=%s` becomes
+`"payout_id": "po-..."`), plus any `extra=` field.
+Faust's Worker applies this through `app.conf.logging_config`, for both entry points, and `Redact`
+masks the secrets in every line, whatever the format.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from faust.streams import current_event
+from pydantic import SecretStr
+
+#: `name=%s`, `name=%r`, `name=%d`... in a %-style format string, and every other placeholder.
+_PLACEHOLDER = re.compile(r"%%|(?:(\w+)=)?%[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[sdrifxXeEgGc]")
+#: The attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def logging_config(log_format: str, level: str) -> dict[str, Any] | None:
+    """The `logging.config.dictConfig` for `log_format`; None keeps Faust's own (text) setup."""
+    if log_format != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": {"crit": "CRITICAL"}.get(level, level.upper()), "handlers": ["json"]},
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the message's context."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        document.update(_event_context())
+        for name, value in _named_arguments(record).items():
+            document.setdefault(name, value)  # the message being processed keeps its topic/offset
+        document.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(document, default=str).decode()
+
+
+def _event_context() -> dict[str, Any]:
+    event = current_event()
+    if event is None:
+        return {}
+    message = event.message
+    key = message.key
+    context: dict[str, Any] = {"topic": message.topic, "partition": message.partition}
+    context["offset"] = message.offset
+    if isinstance(key, bytes):
+        context["key"] = key.decode("utf-8", "replace")
+    return context
+
+
+def _named_arguments(record: logging.LogRecord) -> dict[str, Any]:
+    """`payout_id=%s` in the format string, paired with its argument."""
+    args = record.args
+    if not isinstance(record.msg, str) or not isinstance(args, tuple) or not args:
+        return {}
+    names = [m.group(1) for m in _PLACEHOLDER.finditer(record.msg) if m.group(0) != "%%"]
+    if len(names) != len(args):
+        return {}
+    return {name: _plain(value) for name, value in zip(names, args, strict=True) if name}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+class Redact(logging.Filter):
+    """Masks secret values in every record, also as Python shows them inside bytes.
+
+    aiokafka logs each request at debug level, and a SASL/PLAIN request shows the password as bytes.
+    """
+
+    def __init__(self, secrets: Iterable[SecretStr]) -> None:
+        super().__init__()
+        values = [secret.get_secret_value() for secret in secrets if secret.get_secret_value()]
+        forms = {form for value in values for form in (value, repr(value.encode())[2:-1], repr(value)[1:-1])}
+        self.forms = sorted(forms, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, with any secret replaced by `***`."""
+        if not self.forms:
+            return True
+        message = record.getMessage()
+        if any(form in message for form in self.forms):
+            record.msg, record.args = self._mask(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._mask(record.exc_text)
+        return True
+
+    def _mask(self, text: str) -> str:
+        for form in self.forms:
+            text = text.replace(form, "***")
+        return text
