@@ -101,8 +101,14 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
             with_keys=True,
         )
         elapsed = time.monotonic() - started
-        approved = await read_until(bootstrap, f"{unique}-payouts-approved", lambda v: len(v) >= ORDERS)
-        letters = await read_until(bootstrap, f"{unique}-dead-letters", lambda v: len(v) >= INVALID)
+        approved = await read_until(
+            bootstrap, f"{unique}-payouts-approved", lambda v: len({p["payout_id"] for p in v}) >= ORDERS
+        )
+        letters = await read_until(
+            bootstrap,
+            f"{unique}-dead-letters",
+            lambda v: len({(d["source_partition"], d["source_offset"]) for d in v}) >= INVALID,
+        )
     finally:
         for worker in workers:
             worker.ensure_gone()
