@@ -13,6 +13,7 @@ from typing import Any
 import faust
 from faust.app.base import BootStrategy
 from faust.types import TopicT
+from faust.web.drivers.aiohttp import Web
 from mode import Service, ServiceT
 
 from worker.settings import Settings
@@ -39,10 +40,20 @@ class _Boot(BootStrategy):
         return [_CreateTopics(app.topics_to_create), *super().web_server()]
 
 
+class _Web(Web):
+    """Faust's aiohttp web server without its placeholder index (`{"status": "OK"}`) at `/`,
+    which Faust mounts whenever `web_stats_enabled` is off: the review dashboard lives there."""
+
+    production_blueprints = ()
+
+
 class PipelineApp(faust.App):
     """A Faust app that creates every pipeline topic at start-up, not only its internal ones."""
 
     BootStrategy = _Boot
+
+    def _new_web(self) -> Web:
+        return _Web(self)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,18 +10,21 @@ import atexit
 import contextlib
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from faust.types import AgentT
 
+from worker import cli
 from worker.app import PipelineApp, create_app
 from worker.broker import EmbeddedBroker, find_tansu
 from worker.errors import StreamlineError
-from worker.flow import orders_to_payouts, screening, storefront
+from worker.flow import escalation, orders_to_payouts, review, screening, seller_history, storefront
 from worker.publish import Publisher
 from worker.settings import Settings, load_settings
+from worker.tables import declare_tables
 from worker.topics import Topics, declare_topics
-from worker.web import stats
+from worker.web import dashboard, reviews, stats
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,21 @@ def build(settings: Settings) -> Pipeline:
     app = create_app(settings)
     topics = declare_topics(app, settings)
     publisher = Publisher(topics.dead_letters)
+    tables = declare_tables(app, settings)
     agents = [
         orders_to_payouts.register(app, topics, publisher, settings),
         screening.register(app, topics, publisher, settings),
+        *review.register(app, topics, publisher, tables),
+        seller_history.register(app, topics, publisher, tables),
     ]
     storefront.register(app, topics, publisher, settings)
+    escalation.register(app, topics, publisher, tables, settings)
     sections: dict[str, stats.Section] = {}  # features add their part of /stats here
+    sections["reviews"] = lambda: tables.summary(datetime.now(UTC))
     stats.register(app, topics, agents, sections)
+    reviews.register(app, topics, publisher, tables, settings)
+    dashboard.register(app)
+    cli.register(app, settings)
     return Pipeline(app, topics, {agent.name: agent for agent in agents})
 
 
@@ -67,6 +78,8 @@ def run(argv: list[str] | None = None) -> None:
             if settings.embedded_broker and args[0] == "worker":
                 broker = stack.enter_context(embedded_broker(settings))
                 settings = settings.with_embedded_broker(broker.bootstrap_servers)
+            elif settings.embedded_broker:  # other commands (`reviews`...): the local worker's broker
+                settings = settings.with_embedded_broker(f"127.0.0.1:{settings.embedded_broker_port}")
             _use_uvloop()
             app = build(settings).app
             sys.argv = [sys.argv[0], *args]
