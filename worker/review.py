@@ -99,6 +99,14 @@ def with_payout(history: Sequence[SellerPayout], entry: SellerPayout) -> list[Se
     return newest[:HISTORY_LENGTH]
 
 
+def with_payouts(history: Sequence[SellerPayout], payouts: Iterable[Payout]) -> list[SellerPayout]:
+    """A seller's history with newly approved `payouts` added."""
+    updated = list(history)
+    for payout in payouts:
+        updated = with_payout(updated, history_entry(payout))
+    return updated
+
+
 def history_entry(payout: Payout) -> SellerPayout:
     """The line an approved payout adds to its seller's history."""
     return SellerPayout(

@@ -7,7 +7,8 @@ from decimal import Decimal
 import aiohttp
 
 from tests.kafka import produce, read_until
-from tests.reviews import TOKEN, call, decide, hold, stats, until, web_port
+from tests.reviews import TOKEN, big_order, call, decide, hold, stats, until, web_port
+from worker.rules import payout_id_for
 
 REVIEW = {"review_api_token": TOKEN, "review_threshold": Decimal("500.00")}
 
@@ -105,3 +106,22 @@ async def test_without_a_token_the_api_is_closed_but_the_page_is_served(start_pi
         for asset in ("dashboard.js", "dashboard.css"):
             async with http.get(f"http://127.0.0.1:{port}/static/{asset}") as response:
                 assert response.status == 200, asset
+
+
+async def test_a_held_payout_comes_with_its_sellers_recent_approved_payouts(bootstrap, start_pipeline):
+    pipeline = await start_pipeline(**REVIEW)
+    orders, port = pipeline.topics.orders.get_topic_name(), web_port(pipeline)
+    await produce(bootstrap, orders, [(b"s-h", big_order("o-small", seller="s-h", amount="80.00"))])
+    await read_until(bootstrap, pipeline.topics.payouts_approved.get_topic_name(), bool)
+    attempts = iter(range(100))
+
+    async def held_history() -> list:
+        # The history is written in batches (about a second): hold big payouts until one shows it.
+        order_id = f"o-big-{next(attempts)}"
+        await produce(bootstrap, orders, [(b"s-h", big_order(order_id, seller="s-h"))])
+        payout_id = payout_id_for(order_id)
+        await until(lambda: call(port, "GET", f"/reviews/{payout_id}"), lambda answer: answer[0] == 200)
+        return (await call(port, "GET", f"/reviews/{payout_id}"))[1]["review"]["history"]
+
+    [entry] = await until(held_history, bool, every=0)
+    assert (entry["net"], entry["currency"]) == ("77.38", "EUR")

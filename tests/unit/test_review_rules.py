@@ -24,6 +24,7 @@ from worker.review import (
     refusal,
     waiting_summary,
     with_payout,
+    with_payouts,
 )
 from worker.settings import load_settings, parse_duration
 
@@ -130,6 +131,8 @@ def test_a_seller_history_keeps_the_newest_payouts_once_each() -> None:
     ids = [entry.payout_id for entry in history]
     assert len(ids) == HISTORY_LENGTH and ids[0] == "po-14" and ids[-1] == "po-5"
     assert len(set(ids)) == len(ids)
+    batch = [payout(f"po-{n}", created_at=NOW + timedelta(minutes=n)) for n in range(HISTORY_LENGTH + 5)]
+    assert with_payouts([], batch) == history
 
 
 def test_decisions_round_trip_and_bad_ones_have_reasons() -> None:

@@ -157,15 +157,16 @@ function updateWaiting(row, review) {
 function render(page) {
   const seen = new Set();
   const body = $("pending").querySelector("tbody");
-  page.reviews.forEach((review) => {
+  page.reviews.forEach((review) => { seen.add(review.payout.payout_id); });
+  rows.forEach((row, id) => { if (!seen.has(id)) { row.remove(); rows.delete(id); } });
+  page.reviews.forEach((review, index) => {
     const id = review.payout.payout_id;
-    seen.add(id);
     if (!rows.has(id)) rows.set(id, newRow(review));
     const row = rows.get(id);
     updateWaiting(row, review);
-    body.append(row); // re-appending keeps the oldest-first order without rebuilding rows
+    // Move a row only when it is out of place: moving it would take the focus from its reason box.
+    if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
   });
-  rows.forEach((row, id) => { if (!seen.has(id)) { row.remove(); rows.delete(id); } });
   $("pending").hidden = rows.size === 0;
   $("empty").hidden = rows.size !== 0;
   const shown = page.total > page.reviews.length ? ` (oldest ${page.reviews.length} shown)` : "";
