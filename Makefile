@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 100000
+#: The browser the dashboard test drives (Debian's package; Playwright never downloads one).
+CHROMIUM := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration lint typecheck bench clean
@@ -19,12 +21,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create or refresh .venv from pyproject.toml (with the embedded broker)
+install: $(STAMP) $(CHROMIUM) ## Create or refresh .venv from pyproject.toml (with the embedded broker)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "streamline: installing chromium for the dashboard's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "streamline: $(CHROMIUM) missing and not root: the browser test will be skipped"; \
+	fi
 
 run: $(STAMP) ## Run a worker; starts the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set
 	$(PY) -m worker
 
-test: lint typecheck ## Lint, type-check and run every test (starts its own embedded broker)
+test: lint typecheck $(CHROMIUM) ## Lint, type-check and run every test (starts its own embedded broker)
 	$(PY) -m pytest
 
 test-unit: $(STAMP) ## Run the tests that need no broker

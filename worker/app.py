@@ -16,6 +16,7 @@ from faust.app.base import BootStrategy
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message, TopicT, TransportT
 from faust.types.tuples import ack_lock
+from faust.web.drivers.aiohttp import Web
 from mode import Service, ServiceT
 from mode.utils.futures import notify
 from pydantic import SecretStr
@@ -100,10 +101,20 @@ class _Worker(faust.Worker):
             handler.addFilter(Redact(app.secrets))
 
 
+class _Web(Web):
+    """Faust's aiohttp web server without its placeholder index (`{"status": "OK"}`) at `/`,
+    which Faust mounts whenever `web_stats_enabled` is off: the review dashboard lives there."""
+
+    production_blueprints = ()
+
+
 class PipelineApp(faust.App):
     """A Faust app that creates every pipeline topic at start-up, not only its internal ones."""
 
     BootStrategy = _Boot
+
+    def _new_web(self) -> Web:
+        return _Web(self)
 
     def __init__(self, *args: Any, secrets: Iterable[SecretStr] = (), **kwargs: Any) -> None:
         super().__init__(*args, Worker=_Worker, **kwargs)

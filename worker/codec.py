@@ -18,7 +18,7 @@ import faust
 import orjson
 
 from worker.errors import InvalidRecord
-from worker.records import Order, Payout
+from worker.records import Order, Payout, ReviewDecision
 
 R = TypeVar("R", bound=faust.Record)
 
@@ -28,6 +28,10 @@ MAX_AMOUNT = Decimal("1000000000.00")
 MAX_MESSAGE_BYTES = 64 * 1024
 #: How far in the future a producer's clock may run before its timestamp is refused.
 CLOCK_SKEW = timedelta(minutes=5)
+#: What a reviewer can decide.
+DECISIONS = ("approve", "reject")
+#: Longest reviewer name or reason kept in the audit record.
+MAX_REVIEW_TEXT = 2000
 
 
 def encode(value: faust.Record | Mapping[str, Any] | str | bytes) -> bytes:
@@ -85,6 +89,51 @@ def decode_payout(raw: bytes | None) -> Payout:
         created_at=_moment(fields, "created_at"),
         order_created_at=_moment(fields, "order_created_at"),
     )
+
+
+def decode_decision(raw: bytes | None) -> ReviewDecision:
+    """Decode a review decision from `review-decisions` (the API, the CLI or another service)."""
+    fields = _object(raw)
+    return ReviewDecision(
+        payout_id=_text(fields, "payout_id"),
+        decision=_decision(fields),
+        reviewer=_review_text(fields, "reviewer"),
+        reason=_review_text(fields, "reason"),
+        decided_at=_moment(fields, "decided_at"),
+    )
+
+
+def decode_decision_request(
+    raw: bytes | None, *, payout_id: str, decision: str, now: datetime
+) -> ReviewDecision:
+    """The decision a reviewer posts as `{"reviewer": ..., "reason": ...}`, or InvalidRecord."""
+    fields = _object(raw)
+    return decode_decision(
+        encode({**fields, "payout_id": payout_id, "decision": decision, "decided_at": now.isoformat()})
+    )
+
+
+def decode_state(raw: bytes | None, model: type[R]) -> R:
+    """A record this worker wrote to one of its own tables or internal topics, or InvalidRecord."""
+    fields = _object(raw)
+    try:
+        return model.from_data(fields)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidRecord("invalid_state", f"not a {model.__name__}: {exc}") from None
+
+
+def _decision(fields: Mapping[str, Any]) -> str:
+    decision = _text(fields, "decision")
+    if decision not in DECISIONS:
+        raise InvalidRecord("unknown_decision", f"decision must be approve or reject, got {decision!r}")
+    return decision
+
+
+def _review_text(fields: Mapping[str, Any], name: str) -> str:
+    text = _text(fields, name).strip()
+    if len(text) > MAX_REVIEW_TEXT:
+        raise InvalidRecord("text_too_long", f"{name} is longer than {MAX_REVIEW_TEXT} characters")
+    return text
 
 
 def _object(raw: bytes | None) -> dict[str, Any]:

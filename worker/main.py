@@ -10,25 +10,35 @@ import atexit
 import contextlib
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from faust.types import AgentT, TopicT
 
-from worker import progress, replay
+from worker import cli, progress, replay
 from worker.app import PipelineApp, create_app
 from worker.broker import HOST, EmbeddedBroker, find_tansu
 from worker.connect import check_connection
 from worker.errors import StreamlineError
-from worker.flow import orders_to_payouts, screening, settlement, storefront
+from worker.flow import (
+    escalation,
+    orders_to_payouts,
+    review,
+    screening,
+    seller_history,
+    settlement,
+    storefront,
+)
 from worker.metrics import DomainMetrics
 from worker.publish import Publisher
 from worker.settings import Settings, load_settings
 from worker.stats import ledger_totals
-from worker.tables import settlement_ledger
+from worker.tables import ReviewTables, declare_tables, settlement_ledger
 from worker.topics import Topics, declare_topics
-from worker.web import health, stats
+from worker.web import dashboard, health, reviews, stats
 from worker.web import metrics as metrics_view
 
 
@@ -47,23 +57,42 @@ def build(settings: Settings) -> Pipeline:
     app = create_app(settings)
     topics = declare_topics(app, settings)
     publisher = Publisher(topics.dead_letters)
+    tables = declare_tables(app, settings)
     ledger, outcomes = settlement_ledger(app, settings), Counter[str]()
     agents = [
         orders_to_payouts.register(app, topics, publisher, settings),
         screening.register(app, topics, publisher, settings),
+        *review.register(app, topics, publisher, tables),
+        seller_history.register(app, topics, publisher, tables),
         settlement.register(app, topics, publisher, ledger, outcomes),
     ]
     storefront.register(app, topics, publisher, settings)
+    escalation.register(app, topics, publisher, tables, settings)
     tracker = progress.register(app, settings.stall_timeout_s)
     health.register(app, tracker)
     metrics = metrics_view.register(app, topics, tracker)
     sections: dict[str, stats.Section] = {  # features add their part of /stats here
         "ledger": lambda: ledger_totals(ledger.values(), _owned(app, topics.payouts_approved), outcomes),
         "readiness": tracker.readiness,
+        "reviews": lambda: tables.summary(datetime.now(UTC)),
     }
+    metrics.reviews_from(*_review_gauges(tables))
     stats.register(app, topics, agents, sections)
+    reviews.register(app, topics, publisher, tables, settings)
+    dashboard.register(app)
+    cli.register(app, settings)
     replay.register(app, topics)
     return Pipeline(app, topics, {agent.name: agent for agent in agents}, metrics)
+
+
+def _review_gauges(tables: ReviewTables) -> tuple[Callable[[], float], Callable[[], float]]:
+    def summary() -> dict[str, Any]:
+        return tables.summary(datetime.now(UTC))
+
+    return (
+        lambda: float(summary()["pending"]),
+        lambda: float(summary()["oldest_pending_age_s"] or 0.0),
+    )
 
 
 def _owned(app: PipelineApp, topic: TopicT) -> set[int]:

@@ -69,5 +69,54 @@ class Settlement(faust.Record, namespace="streamline.Settlement", **_OPTIONS):
     ledger_partition: int  # the partition that owns this entry, so totals count only what a worker owns
 
 
+class ReviewDecision(faust.Record, namespace="streamline.ReviewDecision", **_OPTIONS):
+    """A person's verdict on a held payout (`review-decisions`), kept with the payout for audit."""
+
+    payout_id: str
+    decision: str  # "approve" | "reject"
+    reviewer: str
+    reason: str
+    decided_at: datetime
+
+
+class ReviewedPayout(Payout, namespace="streamline.ReviewedPayout", **_OPTIONS):
+    """A held payout after its review (`payouts-approved` / `payouts-rejected`), carrying the decision."""
+
+    review: ReviewDecision
+
+
+class SellerPayout(faust.Record, namespace="streamline.SellerPayout", **_OPTIONS):
+    """One of a seller's recent approved payouts, shown to the reviewer next to a held payout."""
+
+    payout_id: str
+    net: Decimal
+    currency: str
+    created_at: datetime
+
+
+class SellerHistory(faust.Record, namespace="streamline.SellerHistory", **_OPTIONS):
+    """A seller's recent approved payouts, newest first (the `seller-history` table)."""
+
+    payouts: list[SellerPayout]
+
+
+class PendingReview(faust.Record, namespace="streamline.PendingReview", **_OPTIONS):
+    """A payout waiting for a person (the `pending-reviews` table), with the seller's recent payouts."""
+
+    payout: Payout
+    held_at: datetime
+    history: list[SellerPayout]
+    escalated_at: datetime | None = None
+
+
+class ReviewEscalation(faust.Record, namespace="streamline.ReviewEscalation", **_OPTIONS):
+    """A payout pending longer than the review SLA (`payouts-review-escalated`), announced once."""
+
+    payout: Payout
+    held_at: datetime
+    escalated_at: datetime
+    sla_seconds: float
+
+
 #: The largest payload a dead letter carries whole; beyond it the payload is cut and its size noted.
 MAX_DEAD_PAYLOAD = 512 * 1024

@@ -8,7 +8,9 @@ named by `ENV_FILE` (for example `config/confluent-cloud.env`). Every variable i
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     currencies: Annotated[tuple[str, ...], NoDecode] = ("EUR", "USD", "GBP")
     storefront_orders_per_second: float | None = Field(default=None, ge=0, le=100_000)
 
+    # -- Manual review --
+    review_api_token: SecretStr = SecretStr("")
+    review_sla: timedelta = timedelta(hours=24)
+
     # -- The process --
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_bind: str = "0.0.0.0"
@@ -69,7 +75,6 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
     log_format: Literal["text", "json"] = "text"
     stall_timeout_s: float = Field(default=30.0, gt=0)
-    review_api_token: SecretStr = SecretStr("")
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
     tansu_bin: Path | None = None
@@ -86,6 +91,18 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not ISO 4217 codes: {', '.join(bad)}")
         return tuple(value)
+
+    @field_validator("review_sla", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("review_sla")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be above zero")
+        return value
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanisms", mode="before")
     @classmethod
@@ -173,6 +190,18 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Any:
         return ((k, v) for k, v in super().__repr_args__() if k not in SECRET_FIELDS)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"24h"`, `"90m"`, `"30s"`, `"2d"` or plain seconds (`"86400"`) as a timedelta."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use seconds, or a number with s, m, h or d: 24h)")
+    return timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

@@ -1,22 +1,139 @@
-"""The pipeline's tables: keyed state, backed by changelog topics so it survives restarts and moves
-with its partitions.
+"""The pipeline's state: changelog-backed Faust tables (they survive restarts and move with partitions).
 
-Faust writes a table entry to the changelog partition of the event being processed, so a table keyed
-by payout id stays consistent as long as every event about one payout arrives on one partition: the
-pipeline keys all its topics by seller id, and a payout belongs to one seller.
+pending-reviews   payout_id -> PendingReview   payouts waiting for a person
+decided-reviews   payout_id -> ReviewDecision  the decision applied: makes decisions idempotent
+seller-history    seller_id -> [SellerPayout]  a seller's recent approved payouts, shown to the reviewer
+settlement-ledger payout_id -> Settlement      each payout's final state, written once
+
+Keys. A table write goes to the changelog partition of the key, and Faust's web routing finds a key's
+owner by hashing it (murmur2) onto that changelog, so a table must only be written by the worker that
+consumes the same partition of a topic keyed the same way. Payout topics are keyed by seller, so
+`seller-history` is fed from them directly; the two payout_id tables are fed only from topics keyed by
+payout_id: `review-decisions`, and `<app_id>-held-reviews`, an internal repartition topic that the
+`review-intake` agent fills from `payouts-review` (keyed by seller). `use_partitioner=True` makes every
+write go to the key's partition (not the incoming event's), which also lets the SLA timer mark an
+escalation on the worker that owns it, outside any stream.
 """
 
 from __future__ import annotations
 
-from faust.types import TableT
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP, TableT, TopicT
 
 from worker.app import PipelineApp
-from worker.records import Settlement
+from worker.codec import decode_state, encode
+from worker.records import PendingReview, ReviewDecision, SellerHistory, SellerPayout, Settlement
+from worker.review import waiting_summary
 from worker.settings import Settings
 
 
+@dataclass(frozen=True)
+class ReviewTables:
+    """The review tables, the internal topic that feeds them, and this worker's decision counts.
+
+    Keys are raw UTF-8 bytes, exactly the bytes of the topic keys, so that a key hashes to the same
+    partition in the topics and in the changelogs (a `str` key would be JSON-encoded, quotes included).
+    """
+
+    app: PipelineApp
+    pending: TableT[bytes, bytes]
+    decided: TableT[bytes, bytes]
+    seller_history: TableT[bytes, bytes]
+    held: TopicT
+    partitions: int
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def review(self, payout_id: str) -> PendingReview | None:
+        """The pending review of a payout, if it waits."""
+        raw = self.pending.get(payout_id.encode())
+        return None if raw is None else decode_state(raw, PendingReview)
+
+    def decision(self, payout_id: str) -> ReviewDecision | None:
+        """The decision applied to a payout, if any."""
+        raw = self.decided.get(payout_id.encode())
+        return None if raw is None else decode_state(raw, ReviewDecision)
+
+    def history(self, seller_id: str) -> list[SellerPayout]:
+        """A seller's recent approved payouts, newest first."""
+        raw = self.seller_history.get(seller_id.encode())
+        return [] if raw is None else list(decode_state(raw, SellerHistory).payouts)
+
+    def keep(self, review: PendingReview) -> None:
+        """Keep (or update) a pending review."""
+        self.pending[review.payout.payout_id.encode()] = encode(review)
+
+    def record(self, decision: ReviewDecision) -> None:
+        """Record a decision: the payout stops waiting."""
+        key = decision.payout_id.encode()
+        self.decided[key] = encode(decision)
+        self.pending.pop(key, None)
+
+    def remember(self, seller_id: str, history: list[SellerPayout]) -> None:
+        """Keep a seller's recent approved payouts."""
+        self.seller_history[seller_id.encode()] = encode(SellerHistory(payouts=history))
+
+    def partition_of(self, key: str) -> int:
+        """The partition of `key` in every topic and table of the review (the producer's murmur2)."""
+        return int(DefaultPartitioner()(key.encode(), list(range(self.partitions)), []))
+
+    def owns(self, payout_id: str) -> bool:
+        """True when this worker is the active owner of the payout's partition (not a standby)."""
+        changelog = self.pending.changelog_topic.get_topic_name()
+        return self.app.assignor.is_active(TP(changelog, self.partition_of(payout_id)))
+
+    def owned_pending(self) -> list[PendingReview]:
+        """The pending reviews this worker owns; a memory table also holds standby copies of others."""
+        return [
+            decode_state(raw, PendingReview) for key, raw in self.pending.items() if self.owns(key.decode())
+        ]
+
+    def summary(self, now: datetime) -> dict[str, object]:
+        """This worker's part of `/stats`: what waits here and the decisions it applied since start."""
+        return {**waiting_summary(self.owned_pending(), now), "decisions": dict(self.outcomes)}
+
+
+def declare_tables(app: PipelineApp, settings: Settings) -> ReviewTables:
+    """Declare the review tables and their internal feed topic on `app`."""
+
+    def table(name: str) -> TableT[bytes, bytes]:
+        return app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+            use_partitioner=True,
+        )
+
+    held = app.topic(
+        f"{settings.app_id}-held-reviews",
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+        internal=True,
+    )
+    app.create_on_start([held])
+    return ReviewTables(
+        app,
+        pending=table("pending-reviews"),
+        decided=table("decided-reviews"),
+        seller_history=table("seller-history"),
+        held=held,
+        partitions=settings.topic_partitions,
+    )
+
+
 def settlement_ledger(app: PipelineApp, settings: Settings) -> TableT[str, Settlement]:
-    """payout_id -> Settlement: each payout's one final state."""
+    """payout_id -> Settlement: each payout's one final state (see `worker/flow/settlement.py`).
+
+    Written from payout topics keyed by seller, to the partition of the event being processed: every
+    event about one payout arrives on one partition, so its entry lives with it.
+    """
     return app.Table(
         "settlement-ledger",
         key_type=str,

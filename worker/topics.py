@@ -2,7 +2,8 @@
 
 All of them carry raw bytes: the stages decode and encode with `worker.codec`, so that a bad message
 becomes a dead letter with its reason instead of an exception inside Faust. Keys are the seller id,
-so one seller's events stay in order on one partition.
+so one seller's events stay in order on one partition; `review-decisions` is keyed by payout id, like
+the review tables it feeds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class Topics:
     payouts: TopicT
     payouts_approved: TopicT
     payouts_review: TopicT
+    payouts_review_escalated: TopicT
+    review_decisions: TopicT
     payouts_rejected: TopicT
     dead_letters: TopicT
 
@@ -49,6 +52,8 @@ def declare_topics(app: PipelineApp, settings: Settings) -> Topics:
         payouts=topic("payouts"),
         payouts_approved=topic("payouts-approved"),
         payouts_review=topic("payouts-review"),
+        payouts_review_escalated=topic("payouts-review-escalated"),
+        review_decisions=topic("review-decisions"),  # keyed by payout_id: see worker/tables.py
         payouts_rejected=topic("payouts-rejected"),
         dead_letters=topic("dead-letters"),
     )

@@ -133,5 +133,6 @@ async def test_stats_count_what_flowed(bootstrap, start_pipeline):
     assert stats["topics"][orders]["consumed"] == 6
     assert stats["topics"][payouts]["produced"] == 5
     assert stats["topics"][topics.payouts_approved.get_topic_name()]["produced"] == 5
-    assert stats["agents"] == {"orders-to-payouts": 6, "screening": 5, "settlement": 5}
+    agents = {name: stats["agents"][name] for name in ("orders-to-payouts", "screening", "settlement")}
+    assert agents == {"orders-to-payouts": 6, "screening": 5, "settlement": 5}
     assert stats["dead_letters"] == 1

@@ -1,0 +1,207 @@
+"""The manual review rules (pure), the decision codec and the review settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from worker.codec import decode_decision, decode_decision_request, decode_state, encode
+from worker.errors import ConfigError, InvalidRecord
+from worker.records import Payout, PendingReview, ReviewDecision, ReviewedPayout
+from worker.review import (
+    HISTORY_LENGTH,
+    Outcome,
+    apply_decision,
+    escalated,
+    escalation_due,
+    history_entry,
+    is_new,
+    new_review,
+    oldest_first,
+    refusal,
+    waiting_summary,
+    with_payout,
+    with_payouts,
+)
+from worker.settings import load_settings, parse_duration
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SLA = timedelta(hours=24)
+
+
+def payout(payout_id: str = "po-1", net: str = "1500.00", created_at: datetime = NOW) -> Payout:
+    return Payout(
+        payout_id=payout_id,
+        order_id=f"o-{payout_id}",
+        seller_id="s-1",
+        gross=Decimal(net) + Decimal("10.00"),
+        fee=Decimal("10.00"),
+        net=Decimal(net),
+        currency="EUR",
+        created_at=created_at,
+        order_created_at=created_at,
+    )
+
+
+def decision(verdict: str = "approve", reviewer: str = "alice", at: datetime = NOW) -> ReviewDecision:
+    return ReviewDecision(
+        payout_id="po-1", decision=verdict, reviewer=reviewer, reason="checked", decided_at=at
+    )
+
+
+def pending(held_at: datetime = NOW, payout_id: str = "po-1") -> PendingReview:
+    return new_review(payout(payout_id), [], held_at)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "outcome"), [("approve", Outcome.APPROVED), ("reject", Outcome.REJECTED)]
+)
+def test_a_decision_on_a_pending_payout_lets_it_flow_on_carrying_the_decision(verdict, outcome) -> None:
+    applied = apply_decision(pending(), None, decision(verdict))
+    assert applied.outcome is outcome and outcome.applied
+    assert isinstance(applied.payout, ReviewedPayout)
+    assert applied.payout.review == decision(verdict)
+    assert (applied.payout.payout_id, applied.payout.net) == ("po-1", Decimal("1500.00"))
+
+
+def test_a_decision_for_an_unknown_payout_changes_nothing() -> None:
+    assert apply_decision(None, None, decision()).outcome is Outcome.UNKNOWN
+    assert apply_decision(None, None, decision()).payout is None
+    assert refusal(None, None) is Outcome.UNKNOWN
+
+
+def test_a_second_decision_changes_nothing_and_is_reported_as_a_conflict() -> None:
+    first = decision("approve", "alice")
+    applied = apply_decision(None, first, decision("reject", "bob"))
+    assert (applied.outcome, applied.payout) == (Outcome.ALREADY_DECIDED, None)
+    assert refusal(pending(), first) is Outcome.ALREADY_DECIDED
+
+
+def test_the_same_decision_delivered_again_emits_no_second_payout() -> None:
+    first = decision()
+    again = ReviewDecision.from_data(orjson.loads(encode(first)))  # as redelivered from the topic
+    applied = apply_decision(None, first, again)
+    assert (applied.outcome, applied.payout) == (Outcome.REDELIVERED, None)
+    assert not Outcome.REDELIVERED.applied
+
+
+def test_a_pending_payout_can_be_decided() -> None:
+    assert refusal(pending(), None) is None
+
+
+def test_a_payout_is_held_once() -> None:
+    assert is_new(None, None)
+    assert not is_new(pending(), None)
+    assert not is_new(None, decision())
+
+
+def test_the_held_payout_is_not_part_of_its_own_history() -> None:
+    history = [history_entry(payout("po-1")), history_entry(payout("po-0", "20.00"))]
+    review = new_review(payout("po-1"), history, NOW)
+    assert [entry.payout_id for entry in review.history] == ["po-0"]
+    assert review.held_at == NOW and review.escalated_at is None
+
+
+def test_escalation_is_due_once_after_the_sla() -> None:
+    review = pending(held_at=NOW)
+    assert not escalation_due(review, NOW + SLA - timedelta(seconds=1), SLA)
+    assert escalation_due(review, NOW + SLA, SLA)
+    marked = escalated(review, NOW + SLA)
+    assert marked.escalated_at == NOW + SLA
+    assert not escalation_due(marked, NOW + 10 * SLA, SLA)
+
+
+def test_reviews_are_listed_longest_waiting_first_and_summarised() -> None:
+    reviews = [pending(NOW, "po-b"), pending(NOW - timedelta(hours=2), "po-c"), pending(NOW, "po-a")]
+    assert [r.payout.payout_id for r in oldest_first(reviews)] == ["po-c", "po-a", "po-b"]
+    assert waiting_summary(reviews, NOW) == {"pending": 3, "oldest_pending_age_s": 7200.0}
+    assert waiting_summary([], NOW) == {"pending": 0, "oldest_pending_age_s": None}
+
+
+def test_a_seller_history_keeps_the_newest_payouts_once_each() -> None:
+    history: list = []
+    for n in range(HISTORY_LENGTH + 5):
+        history = with_payout(
+            history, history_entry(payout(f"po-{n}", created_at=NOW + timedelta(minutes=n)))
+        )
+    history = with_payout(history, history_entry(payout("po-14", created_at=NOW + timedelta(minutes=14))))
+    ids = [entry.payout_id for entry in history]
+    assert len(ids) == HISTORY_LENGTH and ids[0] == "po-14" and ids[-1] == "po-5"
+    assert len(set(ids)) == len(ids)
+    batch = [payout(f"po-{n}", created_at=NOW + timedelta(minutes=n)) for n in range(HISTORY_LENGTH + 5)]
+    assert with_payouts([], batch) == history
+
+
+def test_decisions_round_trip_and_bad_ones_have_reasons() -> None:
+    assert decode_decision(encode(decision())) == decision()
+    bad = {**orjson.loads(encode(decision())), "decision": "maybe"}
+    with pytest.raises(InvalidRecord) as caught:
+        decode_decision(orjson.dumps(bad))
+    assert caught.value.reason == "unknown_decision"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty_value"),
+        (b"{reviewer", "invalid_json"),
+        (b"[]", "not_an_object"),
+        (b'{"reviewer": "alice"}', "missing_field"),
+        (b'{"reviewer": "alice", "reason": "  "}', "missing_field"),
+        (b'{"reviewer": "alice", "reason": 7}', "wrong_type"),
+        (b'{"reason": "ok"}', "missing_field"),
+        (orjson.dumps({"reviewer": "alice", "reason": "x" * 5000}), "text_too_long"),
+    ],
+)
+def test_a_bad_decision_request_says_what_is_wrong(body: bytes, reason: str) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+    assert caught.value.reason == reason
+
+
+def test_a_decision_request_cannot_smuggle_another_payout_or_verdict() -> None:
+    body = b'{"reviewer": " alice ", "reason": "ok", "payout_id": "po-other", "decision": "reject"}'
+    made = decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+    assert (made.payout_id, made.decision, made.reviewer, made.decided_at) == (
+        "po-1",
+        "approve",
+        "alice",
+        NOW,
+    )
+
+
+def test_table_state_round_trips_and_garbage_is_an_invalid_record() -> None:
+    review = new_review(payout(), [history_entry(payout("po-0", "20.00"))], NOW)
+    assert decode_state(encode(review), PendingReview) == review
+    with pytest.raises(InvalidRecord):
+        decode_state(b'{"held_at": "yesterday"}', PendingReview)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("24h", 86400), ("90m", 5400), ("30s", 30), ("2d", 172800), ("3600", 3600), ("1.5", 1.5)],
+)
+def test_durations_read_like_people_write_them(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_review_settings_default_and_fail_naming_the_variable(monkeypatch) -> None:
+    settings = load_settings()
+    assert settings.review_sla == timedelta(hours=24)
+    assert settings.review_api_token.get_secret_value() == ""
+    monkeypatch.setenv("REVIEW_SLA", "soon")
+    with pytest.raises(ConfigError, match="REVIEW_SLA"):
+        load_settings()
+    monkeypatch.setenv("REVIEW_SLA", "0s")
+    with pytest.raises(ConfigError, match="REVIEW_SLA"):
+        load_settings()
+
+
+def test_the_review_token_is_never_shown(monkeypatch) -> None:
+    monkeypatch.setenv("REVIEW_API_TOKEN", "tok-very-secret")
+    settings = load_settings()
+    assert settings.review_api_token.get_secret_value() == "tok-very-secret"
+    assert "tok-very-secret" not in repr(settings) and "tok-very-secret" not in str(settings)

@@ -1,0 +1,84 @@
+"""The review API's token check and paging, and the `reviews` command's requests and output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+import pytest
+from pydantic import SecretStr
+
+from worker.cli import duration, listing, request_for
+from worker.web.auth import denial
+from worker.web.listing import paging
+
+TOKEN = SecretStr("tok-s3cret")
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": ""}, 401),
+        ({"Authorization": "Bearer"}, 401),
+        ({"Authorization": "Basic dG9rLXMzY3JldA=="}, 401),
+        ({"Authorization": "Bearer tok-s3cre"}, 401),
+        ({"Authorization": "Bearer tok-s3cret-and-more"}, 401),
+    ],
+)
+def test_a_missing_or_wrong_token_is_refused(headers, status) -> None:
+    refused = denial(headers, TOKEN)
+    assert refused is not None and refused[0] == status
+    assert "tok-s3cret" not in refused[1]
+
+
+def test_the_right_token_passes_and_no_token_configured_closes_the_api() -> None:
+    assert denial({"Authorization": "Bearer tok-s3cret"}, TOKEN) is None
+    assert denial({"Authorization": "bearer  tok-s3cret "}, TOKEN) is None
+    refused = denial({"Authorization": "Bearer anything"}, SecretStr(""))
+    assert refused is not None and refused[0] == 503 and "REVIEW_API_TOKEN" in refused[1]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [({}, (0, 50)), ({"offset": "10", "limit": "5"}, (10, 5)), ({"limit": "500"}, (0, 500))],
+)
+def test_paging(query, expected) -> None:
+    assert paging(query) == expected
+
+
+@pytest.mark.parametrize("query", [{"offset": "-1"}, {"limit": "0"}, {"limit": "501"}, {"limit": "ten"}])
+def test_bad_paging_is_refused(query) -> None:
+    with pytest.raises(ValueError):
+        paging(query)
+
+
+def test_the_command_line_becomes_the_api_request() -> None:
+    options = {"limit": 20, "reviewer": "alice", "reason": "known seller"}
+    assert request_for("list", None, options) == ("GET", "/reviews?limit=20", None)
+    assert request_for("reject", "po-1", options) == (
+        "POST",
+        "/reviews/po-1/reject",
+        {"reviewer": "alice", "reason": "known seller"},
+    )
+    with pytest.raises(click.UsageError):
+        request_for("approve", "po-1", {**options, "reason": None})
+    with pytest.raises(click.UsageError):
+        request_for("approve", None, options)
+
+
+def test_the_listing_reads_well() -> None:
+    page = {
+        "total": 1,
+        "reviews": [
+            {
+                "payout": {"payout_id": "po-1", "seller_id": "s-1", "net": "1500.00", "currency": "EUR"},
+                "held_at": "2026-11-28T10:00:00Z",
+                "escalated_at": "2026-11-29T10:00:00Z",
+            }
+        ],
+    }
+    text = listing(page, now=datetime(2026, 11, 29, 12, 30, tzinfo=UTC))
+    assert text.splitlines()[0] == "1 payout(s) waiting for review"
+    assert "po-1" in text and "1500.00 EUR" in text and "1 d 2 h" in text and "OVERDUE" in text
+    assert [duration(s) for s in (5, 600, 3 * 3600 + 300)] == ["5 s", "10 min", "3 h 5 min"]

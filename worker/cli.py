@@ -1,0 +1,113 @@
+"""`reviews`: the review API from a terminal, as a Faust app command talking to a running worker.
+
+    python -m worker reviews list
+    python -m worker reviews approve po-... --reason "called the seller"
+    python -m worker reviews reject po-... --reason "stolen card" --reviewer alice
+
+The worker is at http://127.0.0.1:WEB_PORT unless --url says otherwise; the token is REVIEW_API_TOKEN.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import click
+from faust.cli import AppCommand, argument, option
+
+from worker.app import PipelineApp
+from worker.settings import Settings
+
+TIMEOUT_S = 30.0
+
+
+def register(app: PipelineApp, settings: Settings) -> None:
+    """Add the `reviews` command to `app`'s command line."""
+
+    @app.command(
+        argument("action", type=click.Choice(["list", "approve", "reject"])),
+        argument("payout_id", required=False),
+        option("--reason", help="Why (required to approve or reject)."),
+        option("--reviewer", default=getpass.getuser, help="Who decides (default: your login)."),
+        option("--url", default=f"http://127.0.0.1:{settings.web_port}", show_default=True, help="Worker."),
+        option("--limit", type=int, default=50, show_default=True, help="How many to list."),
+    )
+    async def reviews(self: AppCommand, action: str, payout_id: str | None, **options: Any) -> None:
+        """List held payouts, or approve / reject one: reviews list | reviews approve ID --reason ..."""
+        try:
+            click.echo(await run_review_command(settings, action, payout_id, options))
+        except click.ClickException as error:
+            # One line and an exit code, not the traceback Faust's worker logs for other exceptions.
+            click.echo(f"reviews: {error.format_message()}", err=True)
+            raise SystemExit(error.exit_code) from None
+
+
+async def run_review_command(
+    settings: Settings, action: str, payout_id: str | None, options: Mapping[str, Any]
+) -> str:
+    """Do what the command line asks and say what happened, or raise a ClickException."""
+    token = settings.review_api_token.get_secret_value()
+    if not token:
+        raise click.UsageError("set REVIEW_API_TOKEN (the same token the worker has)")
+    method, path, body = request_for(action, payout_id, options)
+    status, answer = await call(options["url"], token, method, path, body)
+    if status >= 400:
+        raise click.ClickException(f"HTTP {status}: {answer.get('error', answer)}")
+    return listing(answer) if action == "list" else f"{payout_id}: {answer['status']}"
+
+
+def request_for(action: str, payout_id: str | None, options: Mapping[str, Any]) -> tuple[str, str, Any]:
+    """The HTTP method, path and JSON body for a command line, or a UsageError."""
+    if action == "list":
+        return "GET", f"/reviews?limit={options['limit']}", None
+    if not payout_id or not options.get("reason"):
+        raise click.UsageError(f"usage: reviews {action} PAYOUT_ID --reason TEXT [--reviewer NAME]")
+    return (
+        "POST",
+        f"/reviews/{payout_id}/{action}",
+        {"reviewer": options["reviewer"], "reason": options["reason"]},
+    )
+
+
+async def call(url: str, token: str, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """Send one request to the worker's review API; the status and the JSON answer."""
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.request(method, url.rstrip("/") + path, json=body, headers=headers) as response,
+        ):
+            return response.status, await response.json(content_type=None)
+    except aiohttp.ClientError as exc:
+        raise click.ClickException(f"no worker answers at {url}: {exc}") from None
+
+
+def listing(page: Mapping[str, Any], now: datetime | None = None) -> str:
+    """The pending payouts as aligned text, longest waiting first."""
+    now = now or datetime.now(UTC)
+    lines = [f"{page['total']} payout(s) waiting for review"]
+    for review in page["reviews"]:
+        payout = review["payout"]
+        waited = now - datetime.fromisoformat(review["held_at"])
+        overdue = "  OVERDUE" if review.get("escalated_at") else ""
+        lines.append(
+            f"{payout['payout_id']}  {payout['seller_id']:<10} {payout['net']:>12} {payout['currency']}"
+            f"  waiting {duration(waited.total_seconds())}{overdue}"
+        )
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"

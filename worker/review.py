@@ -1,0 +1,114 @@
+"""The manual review rules, as pure functions: holding, deciding, escalating, listing.
+
+No Faust, no I/O, no clock: the pending review, the decision already taken (if any) and the time
+come in as arguments, and what should happen comes out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from worker.records import Payout, PendingReview, ReviewDecision, ReviewedPayout, SellerPayout
+
+#: How many of a seller's recent payouts a reviewer sees next to a held one.
+HISTORY_LENGTH = 10
+
+
+class Outcome(enum.Enum):
+    """What a decision does to a held payout."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"  # no such payout is waiting: nothing changes (HTTP 404)
+    ALREADY_DECIDED = "already_decided"  # another decision came first: nothing changes (HTTP 409)
+    REDELIVERED = "redelivered"  # this very decision was applied before: nothing changes
+
+    @property
+    def applied(self) -> bool:
+        """True when the payout moves on."""
+        return self in {Outcome.APPROVED, Outcome.REJECTED}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The outcome of a decision and, when it applies, the payout that flows on."""
+
+    outcome: Outcome
+    payout: ReviewedPayout | None = None
+
+
+def new_review(payout: Payout, history: Sequence[SellerPayout], now: datetime) -> PendingReview:
+    """The pending review for a payout arriving on `payouts-review`, with its seller's recent payouts."""
+    recent = [entry for entry in history if entry.payout_id != payout.payout_id]
+    return PendingReview(payout=payout, held_at=now, history=recent)
+
+
+def is_new(pending: PendingReview | None, decided: ReviewDecision | None) -> bool:
+    """A payout is held only once: a redelivered or replayed one changes nothing."""
+    return pending is None and decided is None
+
+
+def refusal(pending: PendingReview | None, decided: ReviewDecision | None) -> Outcome | None:
+    """Why a new decision cannot apply (UNKNOWN or ALREADY_DECIDED), or None when it can."""
+    if decided is not None:
+        return Outcome.ALREADY_DECIDED
+    return Outcome.UNKNOWN if pending is None else None
+
+
+def apply_decision(
+    pending: PendingReview | None, decided: ReviewDecision | None, decision: ReviewDecision
+) -> Applied:
+    """What `decision` does, given the pending review and the decision already recorded (if any)."""
+    if decided is not None:
+        return Applied(Outcome.REDELIVERED if decided == decision else Outcome.ALREADY_DECIDED)
+    if pending is None:
+        return Applied(Outcome.UNKNOWN)
+    outcome = Outcome.APPROVED if decision.decision == "approve" else Outcome.REJECTED
+    return Applied(outcome, ReviewedPayout(**pending.payout.asdict(), review=decision))
+
+
+def escalation_due(pending: PendingReview, now: datetime, sla: timedelta) -> bool:
+    """True when the payout has waited longer than the SLA and has not been escalated yet."""
+    return pending.escalated_at is None and now - pending.held_at >= sla
+
+
+def escalated(pending: PendingReview, now: datetime) -> PendingReview:
+    """The pending review, marked as escalated at `now`."""
+    return pending.derive(escalated_at=now)
+
+
+def oldest_first(pending: Iterable[PendingReview]) -> list[PendingReview]:
+    """Pending reviews in the order a reviewer should handle them: longest waiting first."""
+    return sorted(pending, key=lambda review: (review.held_at, review.payout.payout_id))
+
+
+def waiting_summary(pending: Iterable[PendingReview], now: datetime) -> dict[str, float | int | None]:
+    """How many payouts wait, and how long the oldest has waited (seconds), for `/stats`."""
+    held = [review.held_at for review in pending]
+    oldest = round((now - min(held)).total_seconds(), 1) if held else None
+    return {"pending": len(held), "oldest_pending_age_s": oldest}
+
+
+def with_payout(history: Sequence[SellerPayout], entry: SellerPayout) -> list[SellerPayout]:
+    """A seller's history with `entry` added (or updated), newest first, at most HISTORY_LENGTH long."""
+    others = [old for old in history if old.payout_id != entry.payout_id]
+    newest = sorted([entry, *others], key=lambda item: item.created_at, reverse=True)
+    return newest[:HISTORY_LENGTH]
+
+
+def with_payouts(history: Sequence[SellerPayout], payouts: Iterable[Payout]) -> list[SellerPayout]:
+    """A seller's history with newly approved `payouts` added."""
+    updated = list(history)
+    for payout in payouts:
+        updated = with_payout(updated, history_entry(payout))
+    return updated
+
+
+def history_entry(payout: Payout) -> SellerPayout:
+    """The line an approved payout adds to its seller's history."""
+    return SellerPayout(
+        payout_id=payout.payout_id, net=payout.net, currency=payout.currency, created_at=payout.created_at
+    )
