@@ -1,0 +1,80 @@
+"""Variant processes: started with their own env and log, measured (peak RSS), always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from worker.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Process:
+    """One benchmarked process (`python -m <module> ...`), its log in `workdir`."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
+        base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))
+        with self.log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, *args],
+                env={**base, **env},
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.peak_rss_mb: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def check_alive(self) -> None:
+        """Raise with the end of its log if the process has exited."""
+        if self.popen.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-30:]
+            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n" + "\n".join(tail))
+
+    def read_peak_rss(self) -> float | None:
+        """Peak resident memory so far (VmHWM), in MB."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return self.peak_rss_mb
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                self.peak_rss_mb = int(line.split()[1]) / 1024
+        return self.peak_rss_mb
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds."""
+        self.read_peak_rss()
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def worker_env(bootstrap: str, app_id: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker process for one variant: its own group and topic names."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "APP_ID": app_id,
+        "TOPIC_PREFIX": f"{app_id}-",
+        "TOPIC_PARTITIONS": "6",
+        "STOREFRONT_ORDERS_PER_SECOND": "0",
+        "KAFKA_SESSION_TIMEOUT_S": "6",
+        "WEB_PORT": str(free_port()),
+        "LOG_LEVEL": "error",
+        **extra,
+    }
