@@ -7,6 +7,7 @@ import asyncio
 import shlex
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -27,6 +28,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=1000.0, help="orders/s of the latency run")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     parser.add_argument("--smoke", action="store_true", help="2,000 orders, a 3 s latency run")
+    parser.add_argument("--only", help="comma-separated variants to run: " + ", ".join(VARIANTS))
+    parser.add_argument("--profile", type=Path, help="sample every process with py-spy into this directory")
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the figures ({RESULTS})")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -35,28 +38,33 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+VARIANTS: dict[str, Callable[[Run, argparse.Namespace], Awaitable[Result]]] = {
+    "raw": lambda run, args: variants.raw_aiokafka(run),
+    "hop": lambda run, args: variants.worker_hop(run),
+    "full": lambda run, args: variants.worker_pipeline(run, 1),
+    "full2": lambda run, args: variants.worker_pipeline(run, 2),
+    "naive": lambda run, args: variants.naive_faust(run, args.naive_orders),
+    "latency": lambda run, args: variants.latency(run, args.rate, args.seconds),
+}
+
+
 async def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Result]:
     progress = Progress()
     progress.step(f"generating {args.orders:,} orders")
-    run = Run(bootstrap, workdir, orders(args.orders), progress)
-    return {
-        "raw": await variants.raw_aiokafka(run),
-        "hop": await variants.worker_hop(run),
-        "full": await variants.worker_pipeline(run, 1),
-        "full2": await variants.worker_pipeline(run, 2),
-        "naive": await variants.naive_faust(run, args.naive_orders),
-        "latency": await variants.latency(run, args.rate, args.seconds),
-    }
+    run = Run(bootstrap, workdir, orders(args.orders), progress, args.profile)
+    chosen = args.only.split(",") if args.only else list(VARIANTS)
+    return {name: await VARIANTS[name](run, args) for name in VARIANTS if name in chosen}
 
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, EmbeddedBroker(
-        find_tansu(), free_port(), log_path=Path(tmp) / "tansu.log"
-    ) as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as tmp,
+        EmbeddedBroker(find_tansu(), free_port(), log_path=Path(tmp) / "tansu.log") as broker,
+    ):
         results = asyncio.run(measure(args, broker.bootstrap_servers, Path(tmp)))
     command = shlex.join(["python", "-m", "bench", *argv])
-    print(f"\n`{command}`\n\n{report.table(results)}")
+    print(f"\n`{command}`\n\n{report.table(results) if len(results) == len(VARIANTS) else results}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_bytes(orjson.dumps(report.document(results, command), option=orjson.OPT_INDENT_2))
     print(f"\nfigures: {args.json}", file=sys.stderr)

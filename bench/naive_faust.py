@@ -61,8 +61,13 @@ def build() -> faust.App:
             amount = Decimal(order.amount)
             fee = (RATE * amount + FIXED).quantize(CENT, rounding=ROUND_HALF_EVEN)
             payout = Payout(
-                order.order_id, order.seller_id, order.amount, str(fee), str(amount - fee),
-                order.currency, order.created_at,
+                order.order_id,
+                order.seller_id,
+                order.amount,
+                str(fee),
+                str(amount - fee),
+                order.currency,
+                order.created_at,
             )
             await payouts.send(key=order.seller_id, value=payout)
 
@@ -76,5 +81,5 @@ def build() -> faust.App:
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "error"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "info"]
     build().main()

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 class Process:
     """One benchmarked process (`python -m <module> ...`), its log in `workdir`."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], workdir: Path, profile: Path | None = None
+    ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
@@ -31,6 +33,7 @@ class Process:
                 stderr=subprocess.STDOUT,
             )
         self.peak_rss_mb: float | None = None
+        self.profiler = _profile(self.pid, profile / f"{name}.txt") if profile else None
 
     @property
     def pid(self) -> int:
@@ -63,6 +66,16 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+        if self.profiler is not None:
+            self.profiler.wait(30)  # py-spy writes its file when the process it watches ends
+
+
+def _profile(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """Sample `pid` with py-spy (collapsed stacks, for `python -m bench.flame`)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "-o", str(output)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def worker_env(bootstrap: str, app_id: str, **extra: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ class Run:
     workdir: Path
     orders: Sequence[Message]
     progress: Progress
+    profile: Path | None = None
 
 
 @dataclass
@@ -118,12 +119,12 @@ async def throughput(
     run.progress.step(f"{label}: producing {count:,} orders")
     await kafka.produce(run.bootstrap, topics[0], run.orders[:count], lambda n: run.progress.update(n, count))
     tally = await kafka.Tally(run.bootstrap, outputs, count).start()
-    processes = [Process(c.name, c.args, c.env, run.workdir) for c in commands]
+    processes = [Process(c.name, c.args, c.env, run.workdir, run.profile) for c in commands]
     try:
         run.progress.step(label)
         done_at = await tally.wait(
             timeout=90 + count / 100,
-            alive=lambda: [p.check_alive() for p in processes],
+            alive=lambda: _check_alive(processes),
             tick=lambda t: run.progress.update(t.count, count),
         )
         started = await kafka.first_timestamp(run.bootstrap, start_topic)
@@ -148,7 +149,8 @@ async def latency(run: Run, rate: float, seconds: float) -> Result:
     tally = kafka.Tally(run.bootstrap, [topics[2]], 10**12, fetch_wait_ms=5)
     tally.on_record = probe.note
     await tally.start()
-    worker = Process("latency-worker", ["-m", "worker"], worker_env(run.bootstrap, app), run.workdir)
+    env = worker_env(run.bootstrap, app)
+    worker = Process("latency-worker", ["-m", "worker"], env, run.workdir, run.profile)
     producer = kafka.producer(run.bootstrap, linger_ms=0)
     await producer.start()
     try:
@@ -167,6 +169,11 @@ async def latency(run: Run, rate: float, seconds: float) -> Result:
     result = Result(label, sent, seconds, sent / seconds, rss, latency_ms=probe.summary())
     run.progress.note(f"{label}: {result.latency_ms}")
     return result
+
+
+def _check_alive(processes: list[Process]) -> None:
+    for process in processes:
+        process.check_alive()
 
 
 class Latencies:

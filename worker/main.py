@@ -15,6 +15,7 @@ from typing import Any
 from faust.types import AgentT
 
 from worker.app import PipelineApp, create_app
+from worker.batches import BatchAgent
 from worker.broker import EmbeddedBroker, find_tansu
 from worker.errors import StreamlineError
 from worker.flow import orders_to_payouts, screening, storefront
@@ -30,7 +31,7 @@ class Pipeline:
 
     app: PipelineApp
     topics: Topics
-    agents: dict[str, AgentT[Any]]
+    agents: dict[str, AgentT[Any] | BatchAgent]
 
 
 def build(settings: Settings) -> Pipeline:
@@ -38,7 +39,7 @@ def build(settings: Settings) -> Pipeline:
     app = create_app(settings)
     topics = declare_topics(app, settings)
     publisher = Publisher(topics.dead_letters)
-    agents = [
+    agents: list[AgentT[Any] | BatchAgent] = [
         orders_to_payouts.register(app, topics, publisher, settings),
         screening.register(app, topics, publisher, settings),
     ]

@@ -3,15 +3,20 @@
 `Publisher.send` accepts a Record, a dict, a str or bytes, encodes it with `worker.codec`, waits for
 the broker's acknowledgement (so a stage never moves past a message that is not safely written), and
 turns a message the broker refuses as too large into a dead letter instead of crashing the stage.
+
+A batch stage (`worker.batches`) fills an `Outbox` instead, and `Publisher.deliver` sends all of it
+at once, in order, without waiting message by message: it returns when the broker has confirmed
+every message, which is when the batch's offsets may be committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
@@ -26,6 +31,21 @@ logger = logging.getLogger(__name__)
 Publishable = faust.Record | Mapping[str, Any] | str | bytes
 
 
+class Consumed(Protocol):
+    """A consumed message: an aiokafka `ConsumerRecord` or a Faust `Message`."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a message came from: enough to find it again on the broker."""
@@ -37,11 +57,31 @@ class Origin:
     @classmethod
     def of(cls, event: EventT[Any]) -> Origin:
         """The origin of a consumed Faust event."""
-        message = event.message
+        return cls.of_message(event.message)
+
+    @classmethod
+    def of_message(cls, message: Consumed) -> Origin:
+        """The origin of a consumed message."""
         return cls(message.topic, message.partition, message.offset)
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class Outbox:
+    """What a batch stage publishes for one batch: encoded now, sent by `Publisher.deliver`."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[TopicT, bytes | None, bytes]] = []
+        self.rejected: list[tuple[Consumed, InvalidRecord]] = []
+
+    def send(self, topic: TopicT, value: Publishable, *, key: str | bytes | None) -> None:
+        """Publish `value` to `topic` once the batch is delivered (in the order of the calls)."""
+        self.messages.append((topic, _key(key), encode(value)))
+
+    def reject(self, message: Consumed, error: InvalidRecord) -> None:
+        """Dead-letter the consumed `message`, which the stage could not process."""
+        self.rejected.append((message, error))
 
 
 class Publisher:
@@ -66,8 +106,43 @@ class Publisher:
 
     async def reject(self, event: EventT[Any], error: InvalidRecord) -> None:
         """Dead-letter the consumed `event`, which a stage could not process."""
-        message = event.message
-        await self.dead_letter(Origin.of(event), error, key=message.key, value=message.value)
+        await self.reject_message(event.message, error)
+
+    async def deliver(self, outbox: Outbox) -> None:
+        """Send everything in `outbox`, in order, and return once the broker confirmed all of it."""
+        messages = outbox.messages + [self._letter(message, error) for message, error in outbox.rejected]
+        pending = [await self._start(topic, key, value) for topic, key, value in messages]
+        results = await asyncio.gather(*(p for p in pending if p is not None), return_exceptions=True)
+        started = [sent for sent, future in zip(messages, pending, strict=True) if future is not None]
+        for (topic, key, value), result in zip(started, results, strict=True):
+            if isinstance(result, MessageSizeTooLargeError):
+                await self._too_large(topic, key, value, result)
+            elif isinstance(result, BaseException):
+                raise result  # not confirmed: the batch must not be committed
+
+    async def reject_message(self, message: Consumed, error: InvalidRecord) -> None:
+        """Dead-letter a consumed `message` (a Faust `Message` or an aiokafka `ConsumerRecord`)."""
+        await self.dead_letter(Origin.of_message(message), error, key=message.key, value=message.value)
+
+    def _letter(self, message: Consumed, error: InvalidRecord) -> tuple[TopicT, bytes | None, bytes]:
+        origin = Origin.of_message(message)
+        letter = dead_letter_for(origin, error, key=message.key, value=message.value, now=datetime.now(UTC))
+        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        return self.dead_letters, message.key, encode(letter)
+
+    async def _start(self, topic: TopicT, key: bytes | None, value: bytes) -> Awaitable[Any] | None:
+        """Hand one message to the producer; None if it is refused as too large (then dead-lettered)."""
+        try:
+            return await _send(topic, key, value)
+        except MessageSizeTooLargeError as exc:
+            await self._too_large(topic, key, value, exc)
+            return None
+
+    async def _too_large(self, topic: TopicT, key: bytes | None, value: bytes, exc: Exception) -> None:
+        name = _name(topic)
+        logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, key, len(value))
+        error = InvalidRecord("message_too_large", f"{len(value)} bytes refused for {name}: {exc}")
+        await self.dead_letter(Origin(name), error, key=key, value=value)
 
     async def dead_letter(
         self, origin: Origin, error: InvalidRecord, *, key: bytes | None, value: bytes | None
@@ -100,6 +175,19 @@ def dead_letter_for(
 async def _deliver(topic: TopicT, key: bytes | None, value: bytes) -> None:
     pending = await topic.send(key=key, value=value)
     await pending  # the broker's acknowledgement (acks=all)
+
+
+async def _send(topic: TopicT, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    """Hand a message to the producer; the returned future is the broker's acknowledgement."""
+    try:
+        name = topic.get_topic_name()
+    except NotImplementedError:  # an in-memory channel, as in agent tests
+        return await topic.send(key=key, value=value)
+    # The app's producer directly: Topic.send's per-message bookkeeping costs more than the send.
+    app = topic.app
+    app.monitor.messages_sent += 1
+    app.monitor.messages_sent_by_topic[name] += 1
+    return await app.producer.send(name, key, value, partition=None, timestamp=None, headers=None)
 
 
 def _name(topic: TopicT) -> str:
