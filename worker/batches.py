@@ -2,21 +2,27 @@
 
 Faust moves every message through its consumer loop, a channel queue and a stream, with several
 tasks and futures per message: that framework work caps an agent at a few thousand messages a
-second on one core whatever the agent does (README, Performance). A batch agent's handler instead
-gets the records of a fetch (up to `max_records`) and fills an `Outbox`; the `BatchConsumer` sends
-the outbox, waits until the broker has confirmed every message, and only then commits the batch's
-offsets. A crash in between replays the batch (at least once); each partition's records are handled
+second whatever the agent does (README, Performance). A batch agent's handler instead gets the
+records of a fetch and fills an `Outbox`, which is handed to the producer at once.
+
+At least once: offsets are committed (every `broker_commit_interval`, Faust's setting, and before
+partitions are handed over or the worker stops) only up to batches whose every message the broker
+has confirmed, in fetch order. Up to `WINDOW` batches are in flight, so broker round trips overlap
+with the next batch's work; if a delivery fails the worker stops, and the batches after the last
+commit are handled again by whoever owns the partitions next. Each partition's records are handled
 and published in order, so one seller's events stay in order.
 
-All batch agents of an app share one aiokafka consumer in their own group, `<app id>-batches`.
+Each batch agent has its own aiokafka consumer in its own group, `<app id>-<agent name>`: fetches
+for different topics then go to the broker side by side, not one after the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
@@ -25,7 +31,7 @@ from faust.types import TopicT
 from mode import Service
 
 from worker.app import PipelineApp
-from worker.publish import Outbox, Publisher
+from worker.publish import Delivery, Outbox, Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +39,13 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 #: A batch agent's body: the records of one partition, in order, and the outbox to publish through.
 Handler = Callable[[Sequence[Record], Outbox], None]
 
-#: How long the broker may hold a fetch with no data: bounds the latency a quiet topic adds per hop.
-FETCH_MAX_WAIT_MS = 5
-#: Records per batch: big enough to amortise a delivery round trip, small enough to keep latency.
+#: How long the broker may hold a fetch with no data: bounds the latency a quiet topic adds per hop
+#: (Tansu holds a fetch for about this long even when data arrives), at the cost of idle fetches.
+FETCH_MAX_WAIT_MS = 10
+#: Records per fetch and handler call: large enough to amortise the per-batch work.
 MAX_RECORDS = 2000
-
-
-class BatchAgent:
-    """A stage that handles `channel` a batch at a time (where a Faust agent handles one event)."""
-
-    def __init__(self, name: str, channel: TopicT, handler: Handler, publisher: Publisher) -> None:
-        self.name, self.channel, self.handler, self.publisher = name, channel, handler, publisher
-
-    def __repr__(self) -> str:
-        return f"<BatchAgent {self.name}: {self.channel.get_topic_name()}>"
+#: Batches handed to the producer but not yet confirmed: overlaps round trips with the next batch.
+WINDOW = 4
 
 
 def batch_agent(
@@ -55,69 +54,108 @@ def batch_agent(
     """Decorate a handler to consume `channel` in batches, like `@app.agent` for a hot topic."""
 
     def register(handler: Handler) -> BatchAgent:
-        agent = BatchAgent(name, channel, handler, publisher)
-        _consumer_of(app).agents[channel.get_topic_name()] = agent
+        agent = BatchAgent(app, name, channel, handler, publisher)
+        app.start_with_agents(agent)
         return agent
 
     return register
 
 
-def _consumer_of(app: PipelineApp) -> BatchConsumer:
-    for service in app.stage_services:
-        if isinstance(service, BatchConsumer):
-            return service
-    consumer = BatchConsumer(app)
-    app.start_with_agents(consumer)
-    return consumer
+class _Sent(NamedTuple):
+    """A handled batch: its delivery, and the offsets to commit once it is confirmed."""
+
+    delivery: Delivery
+    offsets: dict[TopicPartition, int]
 
 
-class BatchConsumer(Service):
-    """Fetches, hands each partition's records to its agent, delivers, then commits."""
+class BatchAgent(Service):
+    """Consumes `channel` in its own group, `<app id>-<name>`, and hands the handler each partition's
+    records; publishes the outbox, and confirms and commits behind (see the module docstring)."""
 
-    def __init__(self, app: PipelineApp, **kwargs: Any) -> None:
-        self.app = app
-        self.agents: dict[str, BatchAgent] = {}
-        self.max_records = MAX_RECORDS
+    def __init__(
+        self, app: PipelineApp, name: str, channel: TopicT, handler: Handler, publisher: Publisher
+    ) -> None:
+        self.app, self.name, self.channel = app, name, channel
+        self.handler, self.publisher = handler, publisher
         self._client: AIOKafkaConsumer | None = None
-        self._handling = asyncio.Lock()  # held from a batch's fetch until its commit
-        super().__init__(**kwargs)
+        self._handling = asyncio.Lock()  # held from a fetch's return until its batch is in the window
+        self._window: asyncio.Queue[_Sent] = asyncio.Queue(WINDOW)
+        self._confirmed: dict[TopicPartition, int] = {}
+        self._last_commit = time.monotonic()
+        self._broken = asyncio.Event()  # a delivery failed: nothing more will be confirmed
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"<BatchAgent {self.name}: {self.channel.get_topic_name()}>"
 
     async def on_start(self) -> None:
-        if self.agents:
-            self._client = _kafka_consumer(self.app)
-            self._client.subscribe(list(self.agents), listener=_Revoke(self._handling))
-            await self._client.start()
-            for agent in self.agents.values():  # so /stats counts this agent's events
-                self.app.monitor.stream_lookup[agent] = agent.name  # type: ignore[index]
+        self._client = _kafka_consumer(self.app, group=f"{self.app.conf.id}-{self.name}")
+        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self.drain))
+        await self._client.start()
+        self.app.monitor.stream_lookup[self] = self.name  # type: ignore[index]  # /stats counts per agent
 
     async def on_stop(self) -> None:
-        async with self._handling:  # let the batch in hand finish and commit
-            if self._client is not None:
-                await self._client.stop()
+        if self._client is not None:
+            await self.drain()
+            await self._client.stop()
+
+    async def drain(self) -> None:
+        """Confirm and commit every batch handled so far; no new batch starts meanwhile."""
+        async with self._handling:
+            joined = asyncio.ensure_future(self._window.join())
+            broken = asyncio.ensure_future(self._broken.wait())
+            await asyncio.wait([joined, broken], return_when=asyncio.FIRST_COMPLETED)
+            joined.cancel(), broken.cancel()
+            await self._commit()
 
     @Service.task
-    async def _consume(self) -> None:
+    async def _fetch(self) -> None:
         client = self._client
         while client is not None and not self.should_stop:
-            batch = await client.getmany(timeout_ms=500, max_records=self.max_records)
+            records = await client.getmany(timeout_ms=500, max_records=MAX_RECORDS)
             async with self._handling:
                 assigned = client.assignment()  # a rebalance may have taken partitions since the fetch
-                batch = {tp: records for tp, records in batch.items() if records and tp in assigned}
+                batch = {tp: rs for tp, rs in records.items() if rs and tp in assigned}
                 if batch and not self.should_stop:
-                    await self._handle(client, batch)
+                    await self._window.put(await self._publish(batch))
 
-    async def _handle(self, client: AIOKafkaConsumer, batch: dict[TopicPartition, list[Record]]) -> None:
-        outboxes: dict[BatchAgent, Outbox] = {}
-        for tp, records in batch.items():
-            agent = self.agents[tp.topic]
-            agent.handler(records, outboxes.setdefault(agent, Outbox()))
-        await asyncio.gather(*(agent.publisher.deliver(outbox) for agent, outbox in outboxes.items()))
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-        try:
-            await client.commit(offsets)
-        except CommitFailedError as exc:  # the group moved on: the new owner replays these records
-            logger.warning("batch commit refused after a rebalance (%s): %s", exc, offsets)
+    async def _publish(self, batch: dict[TopicPartition, list[Record]]) -> _Sent:
+        outbox = Outbox()
+        for records in batch.values():
+            self.handler(records, outbox)
+        delivery = await self.publisher.publish(outbox)
         self._account(batch)
+        return _Sent(delivery, {tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    @Service.task
+    async def _confirm(self) -> None:
+        while not self.should_stop:
+            sent = await self._window.get()
+            try:
+                await sent.delivery.confirmed()
+            except BaseException:
+                self._broken.set()
+                raise
+            self._confirmed.update(sent.offsets)
+            self._window.task_done()
+            if time.monotonic() - self._last_commit >= self.app.conf.broker_commit_interval:
+                await self._commit()
+
+    @Service.timer(1.0)
+    async def _commit_when_quiet(self) -> None:
+        interval = self.app.conf.broker_commit_interval
+        if self._window.empty() and time.monotonic() - self._last_commit >= interval:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        offsets, self._confirmed = self._confirmed, {}
+        self._last_commit = time.monotonic()
+        if not offsets or self._client is None:
+            return
+        try:
+            await self._client.commit(offsets)
+        except CommitFailedError as exc:  # the group moved on: the new owner handles these again
+            logger.warning("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
 
     def _account(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """Faust's monitor counts per message in its own loop; here, per batch."""
@@ -127,31 +165,30 @@ class BatchConsumer(Service):
             monitor.messages_received_total += count
             monitor.messages_received_by_topic[tp.topic] += count
             monitor.events_total += count
-            monitor.events_by_stream[self.agents[tp.topic].name] += count
+            monitor.events_by_stream[self.name] += count
             monitor.tp_read_offsets[tp] = records[-1].offset
 
 
-class _Revoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Hands partitions over only between batches, once the batch in hand is committed."""
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Gives partitions up only once everything handled from them is confirmed and committed."""
 
-    def __init__(self, handling: asyncio.Lock) -> None:
-        self.handling = handling
+    def __init__(self, drain: Callable[[], Any]) -> None:
+        self.drain = drain
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self.handling:
-            pass
+        await self.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         pass
 
 
-def _kafka_consumer(app: PipelineApp) -> AIOKafkaConsumer:
-    """A consumer configured like Faust's own (broker, credentials, group timing), in group `<id>-batches`."""
+def _kafka_consumer(app: PipelineApp, group: str) -> AIOKafkaConsumer:
+    """A consumer configured like Faust's own (broker, credentials, group timing) in `group`."""
     conf = app.conf
     return AIOKafkaConsumer(
         bootstrap_servers=server_list(conf.broker, 9092),
         client_id=conf.broker_client_id,
-        group_id=f"{conf.id}-batches",
+        group_id=group,
         enable_auto_commit=False,
         auto_offset_reset=conf.consumer_auto_offset_reset,
         session_timeout_ms=int(conf.broker_session_timeout * 1000),

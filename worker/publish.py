@@ -84,6 +84,29 @@ class Outbox:
         self.rejected.append((message, error))
 
 
+Sent = tuple[TopicT, bytes | None, bytes]
+
+
+class Delivery:
+    """Messages handed to the producer; `confirmed()` returns once the broker has all of them."""
+
+    def __init__(self, publisher: Publisher, sent: list[tuple[Sent, Awaitable[Any]]]) -> None:
+        self.publisher, self.sent = publisher, sent
+
+    async def confirmed(self) -> None:
+        """Wait for every acknowledgement; dead-letter what the broker refused as too large.
+
+        Any other failure is raised: the messages are not safely written, so whatever consumed
+        them must not be committed.
+        """
+        results = await asyncio.gather(*(future for _, future in self.sent), return_exceptions=True)
+        for (message, _), result in zip(self.sent, results, strict=True):
+            if isinstance(result, MessageSizeTooLargeError):
+                await self.publisher._too_large(*message, result)
+            elif isinstance(result, BaseException):
+                raise result
+
+
 class Publisher:
     """Sends to pipeline topics and to the dead-letter topic."""
 
@@ -110,21 +133,19 @@ class Publisher:
 
     async def deliver(self, outbox: Outbox) -> None:
         """Send everything in `outbox`, in order, and return once the broker confirmed all of it."""
+        await (await self.publish(outbox)).confirmed()
+
+    async def publish(self, outbox: Outbox) -> Delivery:
+        """Hand everything in `outbox` to the producer, in order, without waiting for the broker."""
         messages = outbox.messages + [self._letter(message, error) for message, error in outbox.rejected]
-        pending = [await self._start(topic, key, value) for topic, key, value in messages]
-        results = await asyncio.gather(*(p for p in pending if p is not None), return_exceptions=True)
-        started = [sent for sent, future in zip(messages, pending, strict=True) if future is not None]
-        for (topic, key, value), result in zip(started, results, strict=True):
-            if isinstance(result, MessageSizeTooLargeError):
-                await self._too_large(topic, key, value, result)
-            elif isinstance(result, BaseException):
-                raise result  # not confirmed: the batch must not be committed
+        started = [(message, await self._start(*message)) for message in messages]
+        return Delivery(self, [(message, future) for message, future in started if future is not None])
 
     async def reject_message(self, message: Consumed, error: InvalidRecord) -> None:
         """Dead-letter a consumed `message` (a Faust `Message` or an aiokafka `ConsumerRecord`)."""
         await self.dead_letter(Origin.of_message(message), error, key=message.key, value=message.value)
 
-    def _letter(self, message: Consumed, error: InvalidRecord) -> tuple[TopicT, bytes | None, bytes]:
+    def _letter(self, message: Consumed, error: InvalidRecord) -> Sent:
         origin = Origin.of_message(message)
         letter = dead_letter_for(origin, error, key=message.key, value=message.value, now=datetime.now(UTC))
         logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)

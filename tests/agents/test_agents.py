@@ -99,10 +99,12 @@ def test_screening_routes_by_the_threshold(wiring, amount: str, route: str) -> N
     assert (key, orjson.loads(routed)["gross"]) == (b"s-9", amount)
 
 
-def test_both_hot_stages_share_one_batch_consumer(wiring) -> None:
+def test_each_hot_stage_runs_with_the_agents_in_its_own_group(wiring) -> None:
     settings, app, topics, publisher = wiring
-    orders_to_payouts.register(app, topics, publisher, settings)
-    screening.register(app, topics, publisher, settings)
+    agents = [
+        orders_to_payouts.register(app, topics, publisher, settings),
+        screening.register(app, topics, publisher, settings),
+    ]
 
-    [consumer] = app.stage_services
-    assert sorted(consumer.agents) == sorted(t.get_topic_name() for t in (topics.orders, topics.payouts))
+    assert app.stage_services == agents
+    assert [a.channel for a in agents] == [topics.orders, topics.payouts]
