@@ -4,46 +4,30 @@
 the broker's acknowledgement (so a stage never moves past a message that is not safely written), and
 turns a message the broker refuses as too large into a dead letter instead of crashing the stage.
 
-A batch stage (`worker.batches`) fills an `Outbox` instead, and `Publisher.deliver` sends all of it
-at once, in order, without waiting message by message: it returns when the broker has confirmed
-every message, which is when the batch's offsets may be committed.
+A batch agent (`worker.batches`) fills an `Outbox` instead: `Publisher.publish` hands all of it to
+the producer at once, in order, and the returned `Delivery` is confirmed when the broker has every
+message, which is when the batch's offsets may be committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import EventT, TopicT
 
 from worker.codec import b64, encode
 from worker.errors import InvalidRecord
+from worker.outbox import Batch, Consumed, Message, Outbox, Partitions, Publishable, hand_over
 from worker.records import MAX_DEAD_PAYLOAD, DeadLetter
 
+__all__ = ["Delivery", "Origin", "Outbox", "Publishable", "Publisher", "dead_letter_for"]
+
 logger = logging.getLogger(__name__)
-
-Publishable = faust.Record | Mapping[str, Any] | str | bytes
-
-
-class Consumed(Protocol):
-    """A consumed message: an aiokafka `ConsumerRecord` or a Faust `Message`."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
@@ -61,50 +45,11 @@ class Origin:
 
     @classmethod
     def of_message(cls, message: Consumed) -> Origin:
-        """The origin of a consumed message."""
+        """The origin of a consumed message (a Faust `Message` or an aiokafka `ConsumerRecord`)."""
         return cls(message.topic, message.partition, message.offset)
 
     def __str__(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
-
-
-class Outbox:
-    """What a batch stage publishes for one batch: encoded now, sent by `Publisher.deliver`."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[TopicT, bytes | None, bytes]] = []
-        self.rejected: list[tuple[Consumed, InvalidRecord]] = []
-
-    def send(self, topic: TopicT, value: Publishable, *, key: str | bytes | None) -> None:
-        """Publish `value` to `topic` once the batch is delivered (in the order of the calls)."""
-        self.messages.append((topic, _key(key), encode(value)))
-
-    def reject(self, message: Consumed, error: InvalidRecord) -> None:
-        """Dead-letter the consumed `message`, which the stage could not process."""
-        self.rejected.append((message, error))
-
-
-Sent = tuple[TopicT, bytes | None, bytes]
-
-
-class Delivery:
-    """Messages handed to the producer; `confirmed()` returns once the broker has all of them."""
-
-    def __init__(self, publisher: Publisher, sent: list[tuple[Sent, Awaitable[Any]]]) -> None:
-        self.publisher, self.sent = publisher, sent
-
-    async def confirmed(self) -> None:
-        """Wait for every acknowledgement; dead-letter what the broker refused as too large.
-
-        Any other failure is raised: the messages are not safely written, so whatever consumed
-        them must not be committed.
-        """
-        results = await asyncio.gather(*(future for _, future in self.sent), return_exceptions=True)
-        for (message, _), result in zip(self.sent, results, strict=True):
-            if isinstance(result, MessageSizeTooLargeError):
-                await self.publisher._too_large(*message, result)
-            elif isinstance(result, BaseException):
-                raise result
 
 
 class Publisher:
@@ -112,6 +57,7 @@ class Publisher:
 
     def __init__(self, dead_letters: TopicT) -> None:
         self.dead_letters = dead_letters
+        self.partitions = Partitions()
 
     async def send(self, topic: TopicT, value: Publishable, *, key: str | bytes | None) -> bool:
         """Publish `value` to `topic` and wait for the broker; False if it became a dead letter."""
@@ -119,51 +65,15 @@ class Publisher:
         try:
             await _deliver(topic, key_bytes, data)
         except MessageSizeTooLargeError as exc:
-            name = _name(topic)
-            logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, key, len(data))
-            error = InvalidRecord("message_too_large", f"{len(data)} bytes refused for {name}: {exc}")
-            await self.dead_letter(Origin(name), error, key=key_bytes, value=data)
+            await self._too_large((topic, key_bytes, data), exc)
             return False
         logger.debug("published topic=%s key=%r size=%d", _name(topic), key, len(data))
         return True
 
     async def reject(self, event: EventT[Any], error: InvalidRecord) -> None:
         """Dead-letter the consumed `event`, which a stage could not process."""
-        await self.reject_message(event.message, error)
-
-    async def deliver(self, outbox: Outbox) -> None:
-        """Send everything in `outbox`, in order, and return once the broker confirmed all of it."""
-        await (await self.publish(outbox)).confirmed()
-
-    async def publish(self, outbox: Outbox) -> Delivery:
-        """Hand everything in `outbox` to the producer, in order, without waiting for the broker."""
-        messages = outbox.messages + [self._letter(message, error) for message, error in outbox.rejected]
-        started = [(message, await self._start(*message)) for message in messages]
-        return Delivery(self, [(message, future) for message, future in started if future is not None])
-
-    async def reject_message(self, message: Consumed, error: InvalidRecord) -> None:
-        """Dead-letter a consumed `message` (a Faust `Message` or an aiokafka `ConsumerRecord`)."""
-        await self.dead_letter(Origin.of_message(message), error, key=message.key, value=message.value)
-
-    def _letter(self, message: Consumed, error: InvalidRecord) -> Sent:
-        origin = Origin.of_message(message)
-        letter = dead_letter_for(origin, error, key=message.key, value=message.value, now=datetime.now(UTC))
-        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
-        return self.dead_letters, message.key, encode(letter)
-
-    async def _start(self, topic: TopicT, key: bytes | None, value: bytes) -> Awaitable[Any] | None:
-        """Hand one message to the producer; None if it is refused as too large (then dead-lettered)."""
-        try:
-            return await _send(topic, key, value)
-        except MessageSizeTooLargeError as exc:
-            await self._too_large(topic, key, value, exc)
-            return None
-
-    async def _too_large(self, topic: TopicT, key: bytes | None, value: bytes, exc: Exception) -> None:
-        name = _name(topic)
-        logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, key, len(value))
-        error = InvalidRecord("message_too_large", f"{len(value)} bytes refused for {name}: {exc}")
-        await self.dead_letter(Origin(name), error, key=key, value=value)
+        message = event.message
+        await self.dead_letter(Origin.of(event), error, key=message.key, value=message.value)
 
     async def dead_letter(
         self, origin: Origin, error: InvalidRecord, *, key: bytes | None, value: bytes | None
@@ -172,6 +82,85 @@ class Publisher:
         letter = dead_letter_for(origin, error, key=key, value=value, now=datetime.now(UTC))
         logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
         await _deliver(self.dead_letters, key, encode(letter))
+
+    async def publish(self, outbox: Outbox) -> Delivery:
+        """Hand everything in `outbox` to the producer, in order, without waiting for the broker."""
+        messages = outbox.messages + [self._letter(message, error) for message, error in outbox.rejected]
+        if not all(_name(topic) for topic, _, _ in messages):  # in-memory channels (tests)
+            return Delivery(self, [([m], await m[0].send(key=m[1], value=m[2])) for m in messages])
+        fit = []
+        for message in messages:
+            if await self._fits(message):
+                fit.append(message)
+        app = self.dead_letters.app
+        for topic, _, _ in fit:
+            app.monitor.messages_sent_by_topic[topic.get_topic_name()] += 1
+        app.monitor.messages_sent += len(fit)
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return Delivery(self, await hand_over(producer, self.partitions, fit) if fit else [])
+
+    async def deliver(self, outbox: Outbox) -> None:
+        """`publish` the outbox and wait until the broker confirmed all of it."""
+        await (await self.publish(outbox)).confirmed()
+
+    def _letter(self, message: Consumed, error: InvalidRecord) -> Message:
+        origin = Origin.of_message(message)
+        letter = dead_letter_for(origin, error, key=message.key, value=message.value, now=datetime.now(UTC))
+        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        return self.dead_letters, message.key, encode(letter)
+
+    async def _fits(self, message: Message) -> bool:
+        """False (and a dead letter) for a message above the producer's request size."""
+        _, key, value = message
+        limit = self.dead_letters.app.conf.producer_max_request_size
+        if len(value) + len(key or b"") <= limit:
+            return True
+        await self._too_large(message, MessageSizeTooLargeError(f"above {limit} bytes"))
+        return False
+
+    async def _too_large(self, message: Message, exc: Exception) -> None:
+        topic, key, value = message
+        name = _name(topic) or "<channel>"
+        logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, key, len(value))
+        error = InvalidRecord("message_too_large", f"{len(value)} bytes refused for {name}: {exc}")
+        await self.dead_letter(Origin(name), error, key=key, value=value)
+
+
+class Delivery:
+    """An outbox handed to the producer; `confirmed()` returns once the broker has all of it."""
+
+    def __init__(self, publisher: Publisher, batches: list[Batch]) -> None:
+        self.publisher, self.batches = publisher, batches
+
+    async def confirmed(self) -> None:
+        """Wait for every acknowledgement; dead-letter what the broker refused as too large.
+
+        Any other failure is raised: the messages are not safely written, so whatever consumed
+        them must not be committed.
+        """
+        results = await asyncio.gather(*(future for _, future in self.batches), return_exceptions=True)
+        for (messages, _), result in zip(self.batches, results, strict=True):
+            if isinstance(result, MessageSizeTooLargeError):
+                await self._one_by_one(messages, result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def _one_by_one(self, messages: list[Message], exc: Exception) -> None:
+        if len(messages) == 1:
+            await self.publisher._too_large(messages[0], exc)
+            return
+        # The broker's message limit is below the producer's batch size (see README, Performance):
+        # send this batch's messages singly, so that only a message that is itself too large is lost.
+        logger.error(
+            "a batch of %d messages was refused as too large; sending them one by one", len(messages)
+        )
+        for topic, key, value in messages:
+            await self.publisher.send(topic, value, key=key)
+
+
+async def _deliver(topic: TopicT, key: bytes | None, value: bytes) -> None:
+    pending = await topic.send(key=key, value=value)
+    await pending  # the broker's acknowledgement (acks=all)
 
 
 def dead_letter_for(
@@ -193,29 +182,12 @@ def dead_letter_for(
     )
 
 
-async def _deliver(topic: TopicT, key: bytes | None, value: bytes) -> None:
-    pending = await topic.send(key=key, value=value)
-    await pending  # the broker's acknowledgement (acks=all)
-
-
-async def _send(topic: TopicT, key: bytes | None, value: bytes) -> Awaitable[Any]:
-    """Hand a message to the producer; the returned future is the broker's acknowledgement."""
-    try:
-        name = topic.get_topic_name()
-    except NotImplementedError:  # an in-memory channel, as in agent tests
-        return await topic.send(key=key, value=value)
-    # The app's producer directly: Topic.send's per-message bookkeeping costs more than the send.
-    app = topic.app
-    app.monitor.messages_sent += 1
-    app.monitor.messages_sent_by_topic[name] += 1
-    return await app.producer.send(name, key, value, partition=None, timestamp=None, headers=None)
-
-
 def _name(topic: TopicT) -> str:
+    """The topic's name; empty for an in-memory channel (as in agent tests)."""
     try:
         return topic.get_topic_name()
-    except NotImplementedError:  # an in-memory channel, as in agent tests
-        return "<channel>"
+    except NotImplementedError:
+        return ""
 
 
 def _key(key: str | bytes | None) -> bytes | None:
