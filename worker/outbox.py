@@ -59,10 +59,11 @@ async def hand_over(
     producer: AIOKafkaProducer, partitions: Partitions, messages: list[Message]
 ) -> list[Batch]:
     """Queue `messages` as record batches, one per partition (more when full), keeping their order."""
-    await partitions.refresh(producer, {topic.get_topic_name() for topic, _, _ in messages})
+    names = {topic: topic.get_topic_name() for topic in {topic for topic, _, _ in messages}}
+    await partitions.refresh(producer, names.values())
     by_partition: dict[tuple[str, int], list[Message]] = {}
     for message in messages:
-        name = message[0].get_topic_name()
+        name = names[message[0]]
         by_partition.setdefault((name, partitions.of(name, message[1])), []).append(message)
     batches = []
     for (name, partition), group in by_partition.items():

@@ -88,16 +88,16 @@ class Publisher:
         messages = outbox.messages + [self._letter(message, error) for message, error in outbox.rejected]
         if not all(_name(topic) for topic, _, _ in messages):  # in-memory channels (tests)
             return Delivery(self, [([m], await m[0].send(key=m[1], value=m[2])) for m in messages])
-        fit = []
-        for message in messages:
-            if await self._fits(message):
-                fit.append(message)
         app = self.dead_letters.app
-        for topic, _, _ in fit:
-            app.monitor.messages_sent_by_topic[topic.get_topic_name()] += 1
-        app.monitor.messages_sent += len(fit)
+        limit = app.conf.producer_max_request_size
+        fit = [m for m in messages if len(m[2]) + len(m[1] or b"") <= limit]
+        for message in messages if len(fit) < len(messages) else ():
+            if len(message[2]) + len(message[1] or b"") > limit:
+                await self._too_large(message, MessageSizeTooLargeError(f"above {limit} bytes"))
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        return Delivery(self, await hand_over(producer, self.partitions, fit) if fit else [])
+        batches = await hand_over(producer, self.partitions, fit) if fit else []
+        _count_sent(app.monitor, batches)
+        return Delivery(self, batches)
 
     async def deliver(self, outbox: Outbox) -> None:
         """`publish` the outbox and wait until the broker confirmed all of it."""
@@ -108,15 +108,6 @@ class Publisher:
         letter = dead_letter_for(origin, error, key=message.key, value=message.value, now=datetime.now(UTC))
         logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
         return self.dead_letters, message.key, encode(letter)
-
-    async def _fits(self, message: Message) -> bool:
-        """False (and a dead letter) for a message above the producer's request size."""
-        _, key, value = message
-        limit = self.dead_letters.app.conf.producer_max_request_size
-        if len(value) + len(key or b"") <= limit:
-            return True
-        await self._too_large(message, MessageSizeTooLargeError(f"above {limit} bytes"))
-        return False
 
     async def _too_large(self, message: Message, exc: Exception) -> None:
         topic, key, value = message
@@ -180,6 +171,13 @@ def dead_letter_for(
         payload_size=None if value is None else len(value),
         payload_truncated=truncated,
     )
+
+
+def _count_sent(monitor: Any, batches: list[Batch]) -> None:
+    """What Faust's monitor counts for each message sent through a topic, counted per batch."""
+    for messages, _ in batches:
+        monitor.messages_sent_by_topic[messages[0][0].get_topic_name()] += len(messages)
+        monitor.messages_sent += len(messages)
 
 
 def _name(topic: TopicT) -> str:
