@@ -74,7 +74,7 @@ class Tally:
         self.records = 0
         self.order_ids: set[str] = set()
         self.done_at: float | None = None
-        self.on_record: Callable[[float, dict[str, Any]], None] | None = None
+        self.on_record: Callable[[float, str, dict[str, Any]], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -128,13 +128,13 @@ class Tally:
 
     def _note(self, now: float, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         add, on_record = self.order_ids.add, self.on_record
-        for records in batch.values():
+        for tp, records in batch.items():
             self.records += len(records)
             for record in records:
                 value = orjson.loads(record.value or b"{}")
                 add(value.get("order_id"))
                 if on_record is not None:
-                    on_record(now, value)
+                    on_record(now, tp.topic, value)
         if self.done_at is None and self.count >= self.expected:
             self.done_at = now
 

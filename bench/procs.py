@@ -56,6 +56,11 @@ class Process:
                 self.peak_rss_mb = int(line.split()[1]) / 1024
         return self.peak_rss_mb
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds."""
         self.read_peak_rss()

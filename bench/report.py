@@ -57,7 +57,8 @@ def table(results: dict[str, Result]) -> str:
         "",
         f"Latency, order created -> read from payouts-approved, {lat.label}: "
         f"p50 {ms.get('p50')} ms, p99 {ms.get('p99')} ms, max {ms.get('max')} ms "
-        f"({ms.get('count', 0):,.0f} payouts; worker peak RSS {lat.peak_rss_mb or 0:.0f} MB)",
+        f"({ms.get('count', 0):,.0f} payouts; the worker used {lat.cpu_percent or 0:.0f}% of a core, "
+        f"peak RSS {lat.peak_rss_mb or 0:.0f} MB)",
         "",
         "| target | measured | goal | met |",
         "|---|--:|--:|:-:|",

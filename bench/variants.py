@@ -9,21 +9,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench import kafka
 from bench.orders import Message, order
 from bench.procs import Process, worker_env
 from bench.progress import Progress
-from worker.rules import FeeSchedule, fee_for
 
 PIPELINE = ("orders", "payouts", "payouts-approved", "payouts-review", "payouts-rejected", "dead-letters")
 FINAL = ("payouts-approved", "payouts-review", "dead-letters")
-FEES, THRESHOLD = FeeSchedule(Decimal("0.029"), Decimal("0.30")), Decimal("1000.00")
 
 
 @dataclass(frozen=True)
@@ -43,12 +39,16 @@ class Result:
 
     label: str
     orders: int
+    #: Distinct orders that reached their final topic (every one must).
+    counted: int
     seconds: float
     per_s: float
     peak_rss_mb: float | None
     duplicates: int = 0
     processes: int = 1
     latency_ms: dict[str, float] = field(default_factory=dict)
+    #: Share of one core the worker used during the measured window.
+    cpu_percent: float | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,16 @@ async def throughput(
         await tally.stop()
     await kafka.delete_topics(run.bootstrap, topics)
     seconds = done_at - started
-    result = Result(label, count, seconds, count / seconds, max(rss), tally.records - count, len(processes))
+    result = Result(
+        label,
+        orders=count,
+        counted=tally.count,
+        seconds=seconds,
+        per_s=count / seconds,
+        peak_rss_mb=max(rss),
+        duplicates=tally.records - tally.count,
+        processes=len(processes),
+    )
     run.progress.note(f"{label}: {result.per_s:,.0f} orders/s over {seconds:.2f} s")
     return result
 
@@ -145,8 +154,8 @@ async def latency(run: Run, rate: float, seconds: float) -> Result:
     app = _app_id("latency")
     topics = _names(f"{app}-", PIPELINE)
     await kafka.create_topics(run.bootstrap, topics)
-    probe = Latencies()
-    tally = kafka.Tally(run.bootstrap, [topics[2]], 10**12, fetch_wait_ms=5)
+    probe = Latencies(approved=topics[2])
+    tally = kafka.Tally(run.bootstrap, [topics[2], topics[3]], 10**12, fetch_wait_ms=5)
     tally.on_record = probe.note
     await tally.start()
     env = worker_env(run.bootstrap, app)
@@ -158,15 +167,27 @@ async def latency(run: Run, rate: float, seconds: float) -> Result:
         await _warm_up(producer, topics[0], tally, worker)
         label = f"latency at {rate:,.0f} orders/s for {seconds:.0f} s"
         run.progress.step(label)
+        cpu = worker.cpu_seconds()
         sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
-        await _until(lambda: len(probe.values) >= probe.expected, 30, worker, "approved payouts")
+        cpu_percent = 100 * (worker.cpu_seconds() - cpu) / seconds
+        await _until(lambda: len(probe.orders) >= sent, 30, worker, "payouts")
         rss = worker.read_peak_rss()
     finally:
         worker.stop()
         await producer.stop()
         await tally.stop()
     await kafka.delete_topics(run.bootstrap, topics)
-    result = Result(label, sent, seconds, sent / seconds, rss, latency_ms=probe.summary())
+    result = Result(
+        label,
+        orders=sent,
+        counted=len(probe.orders),
+        seconds=seconds,
+        per_s=sent / seconds,
+        peak_rss_mb=rss,
+        duplicates=tally.records - tally.count,
+        latency_ms=probe.summary(),
+        cpu_percent=cpu_percent,
+    )
     run.progress.note(f"{label}: {result.latency_ms}")
     return result
 
@@ -177,17 +198,20 @@ def _check_alive(processes: list[Process]) -> None:
 
 
 class Latencies:
-    """Order created -> payout read, for the orders of the steady window only."""
+    """Order created -> approved payout read, for the orders of the steady window only."""
 
-    def __init__(self) -> None:
+    def __init__(self, approved: str) -> None:
+        self.approved = approved
         self.since = float("inf")
-        self.expected = 0
+        self.orders: set[str] = set()  # steady-window orders seen in a final topic
         self.values: list[float] = []
 
-    def note(self, now: float, payout: dict[str, object]) -> None:
+    def note(self, now: float, topic: str, payout: dict[str, object]) -> None:
         created = datetime.fromisoformat(str(payout["order_created_at"])).timestamp()
         if created >= self.since:
-            self.values.append(now - created)
+            self.orders.add(str(payout["order_id"]))
+            if topic == self.approved:
+                self.values.append(now - created)
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.values)
@@ -227,18 +251,12 @@ async def _steady(
     while (elapsed := time.monotonic() - started) < seconds:
         for _ in range(int(elapsed * rate) - sent):
             key, value = order(rng, datetime.now(UTC))
-            probe.expected += _approved(value)
             await producer.send(topic, value, key=key)
             sent += 1
-        progress.update(len(probe.values), int(rate * seconds))
+        progress.update(len(probe.orders), int(rate * seconds))
         worker.check_alive()
         await asyncio.sleep(0.002)
     return sent
-
-
-def _approved(value: bytes) -> bool:
-    amount = Decimal(orjson.loads(value)["amount"])
-    return amount - fee_for(amount, FEES) <= THRESHOLD
 
 
 async def _until(condition: Callable[[], bool], timeout: float, worker: Process, what: str) -> None:

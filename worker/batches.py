@@ -90,8 +90,10 @@ class BatchAgent(Service):
 
     async def on_start(self) -> None:
         self._client = _kafka_consumer(self.app, group=f"{self.app.conf.id}-{self.name}")
-        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self.drain))
         await self._client.start()
+        # Subscribing after start: the group join (seconds) goes on in the background, so the
+        # worker's other agents and services start meanwhile, and every agent joins at once.
+        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self.drain))
         self.app.monitor.stream_lookup[self] = self.name  # type: ignore[index]  # /stats counts per agent
 
     async def on_stop(self) -> None:

@@ -101,5 +101,6 @@ def __getattr__(name: str) -> Any:
                 settings = settings.with_embedded_broker(broker.bootstrap_servers)
         except StreamlineError as exc:
             raise SystemExit(f"streamline: {exc}") from None
+        _use_uvloop()  # as `python -m worker` does; Faust's CLI would need `-L uvloop` for it
         _cli_app = build(settings).app
     return _cli_app
