@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TopicT
 from mode import Service
@@ -40,7 +40,7 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Handler = Callable[[Sequence[Record], Outbox], None]
 
 #: How long the broker may hold a fetch with no data: bounds the latency a quiet topic adds per hop
-#: (Tansu holds a fetch for about this long even when data arrives), at the cost of idle fetches.
+#: (Tansu answers a waiting fetch only after up to half of it, data or not), at the cost of idle fetches.
 FETCH_MAX_WAIT_MS = 10
 #: Records per fetch and handler call: large enough to amortise the per-batch work.
 MAX_RECORDS = 2000
@@ -114,7 +114,10 @@ class BatchAgent(Service):
     async def _fetch(self) -> None:
         client = self._client
         while client is not None and not self.should_stop:
-            records = await client.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+            try:
+                records = await client.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+            except ConsumerStoppedError:  # stopping: on_stop has drained and closed the consumer
+                return
             async with self._handling:
                 assigned = client.assignment()  # a rebalance may have taken partitions since the fetch
                 batch = {tp: rs for tp, rs in records.items() if rs and tp in assigned}
