@@ -43,7 +43,7 @@ Handler = Callable[[Sequence[Record], Outbox], None]
 #: (Tansu answers a waiting fetch only after up to half of it, data or not), at the cost of idle fetches.
 FETCH_MAX_WAIT_MS = 10
 #: Records per fetch and handler call: large enough to amortise the per-batch work.
-MAX_RECORDS = 2000
+MAX_RECORDS = 1000
 #: Batches handed to the producer but not yet confirmed: overlaps round trips with the next batch.
 WINDOW = 4
 

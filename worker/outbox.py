@@ -7,6 +7,7 @@ costs more than the stage's own work (a future, a partition lookup and murmur2 p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -20,8 +21,8 @@ from worker.errors import InvalidRecord
 Publishable = faust.Record | Mapping[str, Any] | str | bytes
 #: One message to publish: (topic, key, value).
 Message = tuple[TopicT, bytes | None, bytes]
-#: Messages handed to the producer together, and the future of the broker's acknowledgement.
-Batch = tuple[list[Message], Awaitable[Any]]
+#: Messages handed to the producer together, and the broker's acknowledgement (see `Partitions.submit`).
+Batch = tuple[list[Message], Awaitable[Awaitable[Any]]]
 
 
 class Consumed(Protocol):
@@ -65,10 +66,10 @@ async def hand_over(
     for message in messages:
         name = names[message[0]]
         by_partition.setdefault((name, partitions.of(name, message[1])), []).append(message)
-    batches = []
+    batches: list[Batch] = []
     for (name, partition), group in by_partition.items():
         for chunk, builder in _fill(producer, group):
-            batches.append((chunk, await producer.send_batch(builder, name, partition=partition)))
+            batches.append((chunk, partitions.submit(producer, builder, name, partition)))
     return batches
 
 
@@ -87,12 +88,31 @@ def _fill(producer: AIOKafkaProducer, messages: list[Message]) -> Iterable[tuple
 
 
 class Partitions:
-    """The producer's partitioner, asked once per key: keys (sellers) repeat batch after batch."""
+    """The producer's partitioner, asked once per key (sellers repeat batch after batch); and the
+    queue of record batches waiting for the producer, per partition."""
 
     def __init__(self) -> None:
         self.partitioner: Callable[..., int] | None = None
         self.topics: dict[str, list[int]] = {}
         self.known: dict[tuple[str, int, bytes], int] = {}
+        self.last: dict[tuple[str, int], asyncio.Future[Awaitable[Any]]] = {}
+
+    def submit(
+        self, producer: AIOKafkaProducer, builder: Any, topic: str, partition: int
+    ) -> asyncio.Future[Awaitable[Any]]:
+        """Queue a record batch after the ones before it for its partition, without waiting here.
+
+        The producer takes a partition's next batch only once the one before has left (one request
+        per partition in flight keeps the order), so awaiting `send_batch` here would hold the stage
+        up for a broker round trip per partition. The returned future gives the acknowledgement's
+        future once the batch is queued; a failure to queue fails every later batch of the partition.
+        """
+        before = self.last.get((topic, partition))
+        queued = asyncio.ensure_future(
+            _after(before, producer.send_batch(builder, topic, partition=partition))
+        )
+        self.last[(topic, partition)] = queued
+        return queued
 
     async def refresh(self, producer: AIOKafkaProducer, topics: Iterable[str]) -> None:
         """Learn the current partitions of `topics` (from the producer's metadata)."""
@@ -113,3 +133,9 @@ class Partitions:
                 self.known.clear()
             partition = self.known[known] = int(self.partitioner(key, partitions, []))
         return partition
+
+
+async def _after(before: asyncio.Future[Awaitable[Any]] | None, send: Awaitable[Any]) -> Awaitable[Any]:
+    if before is not None:
+        await before  # raises if the batch before could not be queued: keep no later one
+    return await send  # type: ignore[no-any-return]

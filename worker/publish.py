@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,7 +88,7 @@ class Publisher:
         """Hand everything in `outbox` to the producer, in order, without waiting for the broker."""
         messages = outbox.messages + [self._letter(message, error) for message, error in outbox.rejected]
         if not all(_name(topic) for topic, _, _ in messages):  # in-memory channels (tests)
-            return Delivery(self, [([m], await m[0].send(key=m[1], value=m[2])) for m in messages])
+            return Delivery(self, [([m], _ready(await m[0].send(key=m[1], value=m[2]))) for m in messages])
         app = self.dead_letters.app
         limit = app.conf.producer_max_request_size
         fit = [m for m in messages if len(m[2]) + len(m[1] or b"") <= limit]
@@ -129,7 +130,9 @@ class Delivery:
         Any other failure is raised: the messages are not safely written, so whatever consumed
         them must not be committed.
         """
-        results = await asyncio.gather(*(future for _, future in self.batches), return_exceptions=True)
+        results = await asyncio.gather(
+            *(_acked(queued) for _, queued in self.batches), return_exceptions=True
+        )
         for (messages, _), result in zip(self.batches, results, strict=True):
             if isinstance(result, MessageSizeTooLargeError):
                 await self._one_by_one(messages, result)
@@ -147,6 +150,14 @@ class Delivery:
         )
         for topic, key, value in messages:
             await self.publisher.send(topic, value, key=key)
+
+
+async def _ready(sent: Awaitable[Any]) -> Awaitable[Any]:
+    return sent
+
+
+async def _acked(queued: Awaitable[Awaitable[Any]]) -> Any:
+    return await (await queued)
 
 
 async def _deliver(topic: TopicT, key: bytes | None, value: bytes) -> None:
