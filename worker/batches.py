@@ -81,6 +81,7 @@ class BatchAgent(Service):
         self._handling = asyncio.Lock()  # held from a fetch's return until its batch is in the window
         self._window: asyncio.Queue[_Sent] = asyncio.Queue(WINDOW)
         self._confirmed: dict[TopicPartition, int] = {}
+        self._committing = asyncio.Lock()
         self._last_commit = time.monotonic()
         self._broken = asyncio.Event()  # a delivery failed: nothing more will be confirmed
         super().__init__()
@@ -134,7 +135,7 @@ class BatchAgent(Service):
 
     @Service.task
     async def _confirm(self) -> None:
-        while not self.should_stop:
+        while True:  # also while stopping, until cancelled: `drain` waits for the window to empty
             sent = await self._window.get()
             try:
                 await sent.delivery.confirmed()
@@ -153,14 +154,15 @@ class BatchAgent(Service):
             await self._commit()
 
     async def _commit(self) -> None:
-        offsets, self._confirmed = self._confirmed, {}
-        self._last_commit = time.monotonic()
-        if not offsets or self._client is None:
-            return
-        try:
-            await self._client.commit(offsets)
-        except CommitFailedError as exc:  # the group moved on: the new owner handles these again
-            logger.warning("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
+        async with self._committing:  # one at a time, so a partition's offset never goes back
+            offsets, self._confirmed = self._confirmed, {}
+            self._last_commit = time.monotonic()
+            if not offsets or self._client is None:
+                return
+            try:
+                await self._client.commit(offsets)
+            except CommitFailedError as exc:  # the group moved on: the new owner handles these again
+                logger.warning("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
 
     def _account(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """Faust's monitor counts per message in its own loop; here, per batch."""
