@@ -35,6 +35,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if args.smoke:
         args.orders, args.seconds, args.rate = min(args.orders, 2000), min(args.seconds, 3.0), 200.0
     args.naive_orders = min(args.naive_orders or args.orders, args.orders)
+    if args.profile and not Path(sys.executable).with_name("py-spy").exists():
+        parser.error("--profile needs py-spy: .venv/bin/pip install py-spy")
     return args
 
 
