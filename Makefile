@@ -44,8 +44,8 @@ test-integration: $(STAMP) ## Run the tests against the embedded broker (or KAFK
 	$(PY) -m pytest -m integration
 
 lint: $(STAMP) ## Lint and check formatting (ruff)
-	$(VENV)/bin/ruff check worker tests
-	$(VENV)/bin/ruff format --check worker tests
+	$(VENV)/bin/ruff check worker tests bench
+	$(VENV)/bin/ruff format --check worker tests bench
 
 typecheck: $(STAMP) ## Type-check the package (mypy --strict)
 	$(VENV)/bin/mypy

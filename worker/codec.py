@@ -18,7 +18,7 @@ import faust
 import orjson
 
 from worker.errors import InvalidRecord
-from worker.records import Order, Payout, ReviewDecision
+from worker.records import Order, Payout, ReviewDecision, checked
 
 R = TypeVar("R", bound=faust.Record)
 
@@ -64,7 +64,8 @@ def b64(data: bytes | None) -> str | None:
 def decode_order(raw: bytes | None, *, currencies: Collection[str], now: datetime) -> Order:
     """Decode and validate an order from another service, or raise InvalidRecord."""
     fields = _object(raw)
-    order = Order(
+    return checked(
+        Order,
         order_id=_text(fields, "order_id"),
         seller_id=_text(fields, "seller_id"),
         customer_id=_text(fields, "customer_id"),
@@ -72,13 +73,13 @@ def decode_order(raw: bytes | None, *, currencies: Collection[str], now: datetim
         currency=_currency(fields, currencies),
         created_at=_moment(fields, "created_at", not_after=now + CLOCK_SKEW),
     )
-    return order
 
 
 def decode_payout(raw: bytes | None) -> Payout:
     """Decode a payout written by this pipeline (or a compatible producer), or raise InvalidRecord."""
     fields = _object(raw)
-    return Payout(
+    return checked(
+        Payout,
         payout_id=_text(fields, "payout_id"),
         order_id=_text(fields, "order_id"),
         seller_id=_text(fields, "seller_id"),

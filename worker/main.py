@@ -20,6 +20,7 @@ from faust.types import AgentT, TopicT
 
 from worker import cli, progress, replay
 from worker.app import PipelineApp, create_app
+from worker.batches import BatchAgent
 from worker.broker import HOST, EmbeddedBroker, find_tansu
 from worker.connect import check_connection
 from worker.errors import StreamlineError
@@ -48,7 +49,7 @@ class Pipeline:
 
     app: PipelineApp
     topics: Topics
-    agents: dict[str, AgentT[Any]]
+    agents: dict[str, AgentT[Any] | BatchAgent]
     metrics: DomainMetrics
 
 
@@ -59,7 +60,7 @@ def build(settings: Settings) -> Pipeline:
     publisher = Publisher(topics.dead_letters)
     tables = declare_tables(app, settings)
     ledger, outcomes = settlement_ledger(app, settings), Counter[str]()
-    agents = [
+    agents: list[AgentT[Any] | BatchAgent] = [
         orders_to_payouts.register(app, topics, publisher, settings),
         screening.register(app, topics, publisher, settings),
         *review.register(app, topics, publisher, tables),
@@ -173,5 +174,6 @@ def __getattr__(name: str) -> Any:
                 check_connection(settings)
         except StreamlineError as exc:
             raise SystemExit(f"streamline: {exc}") from None
+        _use_uvloop()  # as `python -m worker` does; Faust's CLI would need `-L uvloop` for it
         _cli_app = build(settings).app
     return _cli_app

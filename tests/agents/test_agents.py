@@ -1,22 +1,24 @@
-"""The agents with Faust's `test_context()`: no broker; outputs are in-memory Faust channels."""
+"""The hot stages' handlers, fed records as the batch consumer would: no broker, outputs in an Outbox."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
-from faust.types import ChannelT
+from aiokafka import ConsumerRecord
 
 from worker.app import create_app
+from worker.batches import BatchAgent
 from worker.flow import orders_to_payouts, screening
-from worker.publish import Publisher
+from worker.publish import Origin, Outbox, Publisher, dead_letter_for
 from worker.settings import Settings
 from worker.topics import Topics, declare_topics
 
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ORDER = {
     "order_id": "o-1",
     "seller_id": "s-9",
@@ -27,67 +29,82 @@ ORDER = {
 }
 
 
-@pytest.fixture
-def wiring(make_settings: Callable[..., Settings]) -> tuple[Settings, Any, Topics, Topics]:
-    """An app whose output topics are in-memory channels, and a reader subscribed to each."""
-    settings = make_settings(review_threshold=Decimal("100.00"))
-    app = create_app(settings.with_embedded_broker("127.0.0.1:1"))
-    topics = declare_topics(app, settings)
-    outputs = {f: app.channel() for f in ("payouts", "payouts_approved", "payouts_review", "dead_letters")}
-    readers = {name: channel.clone(is_iterator=True) for name, channel in outputs.items()}
-    return (
-        settings,
-        app,
-        dataclasses.replace(topics, **outputs),
-        dataclasses.replace(topics, **readers),
+def record(value: bytes, key: bytes | None = b"s-9", offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="orders",
+        partition=2,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value),
+        headers=(),
     )
 
 
-async def next_value(channel: ChannelT) -> dict[str, Any]:
-    event = await channel.get(timeout=5)
-    return orjson.loads(event.value)
+@pytest.fixture
+def wiring(make_settings: Callable[..., Settings]) -> tuple[Settings, Any, Topics, Publisher]:
+    settings = make_settings(review_threshold=Decimal("100.00"))
+    app = create_app(settings.with_embedded_broker("127.0.0.1:1"))
+    topics = declare_topics(app, settings)
+    return settings, app, topics, Publisher(topics.dead_letters)
 
 
-async def test_an_order_becomes_a_payout_keyed_by_seller(wiring) -> None:
-    settings, app, topics, read = wiring
-    agent = orders_to_payouts.register(app, topics, Publisher(topics.dead_letters), settings)
+def run(agent: BatchAgent, *records: ConsumerRecord[bytes, bytes]) -> Outbox:
+    outbox = Outbox()
+    agent.handler(records, outbox)
+    return outbox
 
-    async with agent.test_context() as context:
-        await context.put(key=b"whatever", value=orjson.dumps(ORDER))
-        event = await read.payouts.get(timeout=5)
 
-    payout = orjson.loads(event.value)
-    assert event.key == b"s-9"
+def test_an_order_becomes_a_payout_keyed_by_seller(wiring) -> None:
+    settings, app, topics, publisher = wiring
+    agent = orders_to_payouts.register(app, topics, publisher, settings)
+
+    [(topic, key, value)] = run(agent, record(orjson.dumps(ORDER), key=b"whatever")).messages
+
+    payout = orjson.loads(value)
+    assert (topic, key) == (topics.payouts, b"s-9")
     assert (payout["gross"], payout["fee"], payout["net"]) == ("120.00", "3.78", "116.22")
 
 
-async def test_a_bad_order_becomes_a_dead_letter_and_the_next_one_flows(wiring) -> None:
-    settings, app, topics, read = wiring
-    agent = orders_to_payouts.register(app, topics, Publisher(topics.dead_letters), settings)
+def test_a_bad_order_becomes_a_dead_letter_and_the_next_one_flows(wiring) -> None:
+    settings, app, topics, publisher = wiring
+    agent = orders_to_payouts.register(app, topics, publisher, settings)
+    bad = record(b'{"order_id": 1}', key=b"k", offset=7)
 
-    async with agent.test_context() as context:
-        await context.put(key=b"k", value=b'{"order_id": 1}')
-        await context.put(key=b"s-9", value=orjson.dumps(ORDER))
-        letter = await next_value(read.dead_letters)
-        payout = await next_value(read.payouts)
+    outbox = run(agent, bad, record(orjson.dumps(ORDER), offset=8))
 
-    assert letter["reason"] == "wrong_type"
-    assert letter["payload_base64"] == "eyJvcmRlcl9pZCI6IDF9"
-    assert letter["key_base64"] == "aw=="
-    assert payout["order_id"] == "o-1"
+    [(message, error)] = outbox.rejected
+    letter = dead_letter_for(Origin.of_message(message), error, key=bad.key, value=bad.value, now=NOW)
+    assert (message, error.reason) == (bad, "wrong_type")
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("orders", 2, 7)
+    assert (letter.payload_base64, letter.key_base64) == ("eyJvcmRlcl9pZCI6IDF9", "aw==")
+    [(_, _, payout)] = outbox.messages
+    assert orjson.loads(payout)["order_id"] == "o-1"
 
 
 @pytest.mark.parametrize(("amount", "route"), [("50.00", "payouts_approved"), ("500.00", "payouts_review")])
-async def test_screening_routes_by_the_threshold(wiring, amount: str, route: str) -> None:
-    settings, app, topics, read = wiring
-    publisher = Publisher(topics.dead_letters)
+def test_screening_routes_by_the_threshold(wiring, amount: str, route: str) -> None:
+    settings, app, topics, publisher = wiring
     to_payouts = orders_to_payouts.register(app, topics, publisher, settings)
     agent = screening.register(app, topics, publisher, settings)
 
-    async with to_payouts.test_context() as first, agent.test_context() as second:
-        await first.put(key=b"s-9", value=orjson.dumps({**ORDER, "amount": amount}))
-        payout = await read.payouts.get(timeout=5)
-        await second.put(key=payout.key, value=payout.value)
-        routed = await next_value(getattr(read, route))
+    [(_, key, payout)] = run(to_payouts, record(orjson.dumps({**ORDER, "amount": amount}))).messages
+    [(topic, key, routed)] = run(agent, record(payout, key=key)).messages
 
-    assert routed["gross"] == amount
+    assert topic is getattr(topics, route)
+    assert (key, orjson.loads(routed)["gross"]) == (b"s-9", amount)
+
+
+def test_each_hot_stage_runs_with_the_agents_in_its_own_group(wiring) -> None:
+    settings, app, topics, publisher = wiring
+    agents = [
+        orders_to_payouts.register(app, topics, publisher, settings),
+        screening.register(app, topics, publisher, settings),
+    ]
+
+    assert app.stage_services == agents
+    assert [a.channel for a in agents] == [topics.orders, topics.payouts]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from worker.errors import RejectedByRule
 from worker.records import Order
-from worker.rules import FeeSchedule, Route, fee_for, payout_for, payout_id_for, screen
+from worker.rules import PAYOUT_NAMESPACE, FeeSchedule, Route, fee_for, payout_for, payout_id_for, screen
 
 SCHEDULE = FeeSchedule(rate=Decimal("0.029"), fixed=Decimal("0.30"))
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -74,3 +77,8 @@ def test_screening_holds_payouts_above_the_threshold(net: str, route: Route) -> 
     payout = payout_for(an_order("2000.00"), SCHEDULE, now=NOW)
     payout.net = Decimal(net)
     assert screen(payout, Decimal("1000.00")) is route
+
+
+@given(st.text())
+def test_payout_id_is_the_uuid5_of_the_order_id(order_id: str) -> None:
+    assert payout_id_for(order_id) == f"po-{uuid.uuid5(PAYOUT_NAMESPACE, order_id)}"

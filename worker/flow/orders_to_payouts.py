@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from faust.types import AgentT, StreamT
 
 from worker.app import PipelineApp
+from worker.batches import BatchAgent, Record, batch_agent
 from worker.codec import decode_order
 from worker.errors import InvalidRecord
-from worker.publish import Publisher
+from worker.publish import Outbox, Publisher
 from worker.rules import FeeSchedule, payout_for
 from worker.settings import Settings
 from worker.topics import Topics
 
 
-def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: Settings) -> AgentT[Any]:
-    """Add the `orders-to-payouts` agent to `app`."""
+def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: Settings) -> BatchAgent:
+    """Add the `orders-to-payouts` batch agent to `app` (orders is the pipeline's hot topic)."""
     schedule = FeeSchedule(settings.fee_rate, settings.fee_fixed)
     currencies = frozenset(settings.currencies)
 
-    @app.agent(topics.orders, name="orders-to-payouts")
-    async def orders_to_payouts(stream: StreamT[bytes]) -> None:
+    @batch_agent(app, topics.orders, publisher, name="orders-to-payouts")
+    def orders_to_payouts(orders: Sequence[Record], outbox: Outbox) -> None:
         """Decode each order, compute its payout and publish it keyed by seller."""
-        events = stream.noack()  # type: ignore[attr-defined]  # ack after output is confirmed: see publish.py
-        async for event in events.events():
-            now = datetime.now(UTC)
+        now = datetime.now(UTC)
+        for record in orders:
             try:
-                order = decode_order(event.value, currencies=currencies, now=now)
+                order = decode_order(record.value, currencies=currencies, now=now)
                 payout = payout_for(order, schedule, now=now)
             except InvalidRecord as error:
-                await publisher.reject(event, error)
-            else:
-                await publisher.send(topics.payouts, payout, key=payout.seller_id)
-            await events.ack(event)
+                outbox.reject(record, error)
+                continue
+            outbox.send(topics.payouts, payout, key=payout.seller_id)
 
     return orders_to_payouts

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from faust.types import AgentT, StreamT
+from collections.abc import Sequence
 
 from worker.app import PipelineApp
+from worker.batches import BatchAgent, Record, batch_agent
 from worker.codec import decode_payout
 from worker.errors import InvalidRecord
-from worker.publish import Publisher
+from worker.publish import Outbox, Publisher
 from worker.rules import Route, screen
 from worker.settings import Settings
 from worker.topics import Topics
@@ -18,30 +17,28 @@ from worker.topics import Topics
 logger = logging.getLogger(__name__)
 
 
-def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: Settings) -> AgentT[Any]:
-    """Add the `screening` agent to `app`."""
+def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: Settings) -> BatchAgent:
+    """Add the `screening` batch agent to `app`."""
     destination = {Route.APPROVED: topics.payouts_approved, Route.REVIEW: topics.payouts_review}
 
-    @app.agent(topics.payouts, name="screening")
-    async def screening(stream: StreamT[bytes]) -> None:
+    @batch_agent(app, topics.payouts, publisher, name="screening")
+    def screening(payouts: Sequence[Record], outbox: Outbox) -> None:
         """Route each payout by the review threshold."""
-        events = stream.noack()  # type: ignore[attr-defined]  # ack after output is confirmed: see publish.py
-        async for event in events.events():
+        for record in payouts:
             try:
-                payout = decode_payout(event.value)
+                payout = decode_payout(record.value)
             except InvalidRecord as error:
-                await publisher.reject(event, error)
-            else:
-                route = screen(payout, settings.review_threshold)
-                if route is Route.REVIEW:
-                    logger.info(
-                        "payout held for review: payout_id=%s seller_id=%s net=%s %s",
-                        payout.payout_id,
-                        payout.seller_id,
-                        payout.net,
-                        payout.currency,
-                    )
-                await publisher.send(destination[route], payout, key=payout.seller_id)
-            await events.ack(event)
+                outbox.reject(record, error)
+                continue
+            route = screen(payout, settings.review_threshold)
+            if route is Route.REVIEW:
+                logger.info(
+                    "payout held for review: payout_id=%s seller_id=%s net=%s %s",
+                    payout.payout_id,
+                    payout.seller_id,
+                    payout.net,
+                    payout.currency,
+                )
+            outbox.send(destination[route], payout, key=payout.seller_id)
 
     return screening

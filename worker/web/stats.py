@@ -16,6 +16,7 @@ from faust.sensors import Monitor
 from faust.types import AgentT
 
 from worker.app import PipelineApp
+from worker.batches import BatchAgent
 from worker.stats import RateWindow, snapshot
 from worker.topics import Topics
 
@@ -29,7 +30,7 @@ Section = Callable[[], Any]
 def register(
     app: PipelineApp,
     topics: Topics,
-    agents: list[AgentT[Any]],
+    agents: list[AgentT[Any] | BatchAgent],
     sections: Mapping[str, Section] | None = None,
 ) -> None:
     """Add `/stats` (with the features' `sections`), the rate sampler and the log summary to `app`."""
@@ -67,7 +68,7 @@ def register(
         logger.info("pipeline (consumed/produced): %s rate=%s/s", flows, now["rate_per_s"])
 
 
-def _events_by_agent(monitor: Monitor, agents: list[AgentT[Any]]) -> dict[str, int]:
+def _events_by_agent(monitor: Monitor, agents: list[AgentT[Any] | BatchAgent]) -> dict[str, int]:
     """Faust's monitor counts events per stream; sum them per agent, by the topics it consumes."""
     by_topics: Counter[tuple[str, ...]] = Counter()
     for stream, label in monitor.stream_lookup.items():

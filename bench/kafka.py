@@ -1,0 +1,159 @@
+"""Plain aiokafka helpers for the bench: topics, bulk produce, and a reader that counts arrivals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.orders import Message
+
+PARTITIONS = 6
+
+
+async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = PARTITIONS) -> None:
+    """Create `names` with `partitions` each (the worker would create them too, on start)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
+    """Drop a variant's topics, so the in-memory broker does not grow run after run."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(Exception):  # best effort: the next variant uses other names
+            await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A producer as a well-tuned client would use it: batched, acks from all replicas."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=linger_ms, max_batch_size=256 * 1024
+    )
+
+
+async def produce(
+    bootstrap: str, topic: str, messages: Sequence[Message], progress: Callable[[int], None]
+) -> None:
+    """Write every (key, value) to `topic` and wait until the broker has all of them."""
+    client = producer(bootstrap)
+    await client.start()
+    try:
+        for start in range(0, len(messages), 5000):
+            chunk = messages[start : start + 5000]
+            pending = [await client.send(topic, value, key=key) for key, value in chunk]
+            await asyncio.gather(*pending)
+            progress(start + len(chunk))
+    finally:
+        await client.stop()
+
+
+class Tally:
+    """Reads topics from the beginning, counting distinct orders and noting when they arrive.
+
+    `done_at` is the wall-clock time when `expected` distinct order ids had arrived over all topics;
+    `records - len(order_ids)` are duplicates (allowed by at-least-once, reported).
+    """
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], expected: int, *, fetch_wait_ms: int = 50):
+        self.bootstrap, self.topics, self.expected = bootstrap, list(topics), expected
+        self.fetch_wait_ms = fetch_wait_ms
+        self.records = 0
+        self.order_ids: set[str] = set()
+        self.done_at: float | None = None
+        self.on_record: Callable[[float, str, dict[str, Any]], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> Tally:
+        self._task = asyncio.create_task(self._run())
+        await self._ready.wait()
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait(self, timeout: float, alive: Callable[[], None], tick: Callable[[Tally], None]) -> float:
+        """Wait until every expected record arrived; return the wall time it happened."""
+        deadline = time.monotonic() + timeout
+        while self.done_at is None:
+            alive()
+            tick(self)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.count}/{self.expected} orders on {self.topics} after {timeout}s")
+            await asyncio.sleep(0.25)
+        tick(self)
+        return self.done_at
+
+    async def _run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.fetch_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(t, p) for t in self.topics for p in range(PARTITIONS)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            self._ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
+                self._note(time.time(), batch)
+        finally:
+            self._ready.set()
+            await consumer.stop()
+
+    @property
+    def count(self) -> int:
+        """Distinct orders seen so far."""
+        return len(self.order_ids)
+
+    def _note(self, now: float, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        add, on_record = self.order_ids.add, self.on_record
+        for tp, records in batch.items():
+            self.records += len(records)
+            for record in records:
+                value = orjson.loads(record.value or b"{}")
+                add(value.get("order_id"))
+                if on_record is not None:
+                    on_record(now, tp.topic, value)
+        if self.done_at is None and self.count >= self.expected:
+            self.done_at = now
+
+
+async def first_timestamp(bootstrap: str, topic: str) -> float:
+    """The create time (epoch seconds) of the earliest record on `topic`: when the stage began."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        first: dict[TopicPartition, int] = {}  # each partition's first record is its earliest
+        deadline = time.monotonic() + 3
+        while len(first) < PARTITIONS and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=1000)).items():
+                if records:
+                    first.setdefault(tp, records[0].timestamp)
+                    consumer.pause(tp)
+        return min(first.values()) / 1000
+    finally:
+        await consumer.stop()

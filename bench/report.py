@@ -1,0 +1,93 @@
+"""The bench's one table (Markdown, for the terminal and the README) and its JSON document."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.variants import Result
+
+#: (name, figure, comparison, bound): the targets of issue 5.
+TARGETS = [
+    ("orders -> payouts hop vs raw aiokafka", "hop_vs_raw", ">=", 0.5),
+    ("full pipeline vs naive Faust", "full_vs_naive", ">=", 10.0),
+    ("p99 latency at 1,000 orders/s (ms)", "p99_ms", "<", 50.0),
+    ("peak RSS of a worker (MB)", "peak_rss_mb", "<", 200.0),
+]
+
+
+def figures(results: dict[str, Result]) -> dict[str, float | None]:
+    """The ratios and headline numbers the targets are judged on."""
+    rate = {key: result.per_s for key, result in results.items()}
+
+    def ratio(a: str, b: str) -> float | None:
+        return rate[a] / rate[b] if a in rate and b in rate else None
+
+    workers = [r.peak_rss_mb or 0.0 for k, r in results.items() if k in ("hop", "full", "full2", "latency")]
+    return {
+        "hop_vs_raw": ratio("hop", "raw"),
+        "full_vs_naive": ratio("full", "naive"),
+        "two_workers_vs_one": ratio("full2", "full"),
+        "p99_ms": results["latency"].latency_ms.get("p99") if "latency" in results else None,
+        "peak_rss_mb": max(workers, default=None),
+    }
+
+
+def table(results: dict[str, Result]) -> str:
+    """Every variant with its rate and ratio to the raw baseline, then the targets."""
+    raw = results["raw"].per_s
+    lines = [
+        "| variant | orders | seconds | orders/s | vs raw aiokafka | peak RSS MB |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for key, result in results.items():
+        if key == "latency":
+            continue
+        rss = f"{result.peak_rss_mb:.0f}" if result.peak_rss_mb else "-"
+        lines.append(
+            f"| {result.label} | {result.orders:,} | {result.seconds:.2f} | {result.per_s:,.0f} "
+            f"| {result.per_s / raw:.2f} | {rss} |"
+        )
+    lat = results["latency"]
+    ms = lat.latency_ms
+    lines += [
+        "",
+        f"Latency, order created -> read from payouts-approved, {lat.label}: "
+        f"p50 {ms.get('p50')} ms, p99 {ms.get('p99')} ms, max {ms.get('max')} ms "
+        f"({ms.get('count', 0):,.0f} payouts; the worker used {lat.cpu_percent or 0:.0f}% of a core, "
+        f"peak RSS {lat.peak_rss_mb or 0:.0f} MB)",
+        "",
+        "| target | measured | goal | met |",
+        "|---|--:|--:|:-:|",
+    ]
+    values = figures(results)
+    for name, key, op, bound in TARGETS:
+        value = values[key]
+        met = value is not None and (value >= bound if op == ">=" else value < bound)
+        lines.append(f"| {name} | {_fmt(value)} | {op} {bound:g} | {'yes' if met else 'NO'} |")
+    lines.append(
+        f"| 2 worker processes vs 1 (full pipeline) | {_fmt(values['two_workers_vs_one'])} | - | - |"
+    )
+    return "\n".join(lines)
+
+
+def document(results: dict[str, Result], command: str) -> dict[str, Any]:
+    """The same figures as JSON, with enough context to compare runs over time."""
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "results": {key: asdict(result) for key, result in results.items()},
+        "figures": figures(results),
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"

@@ -1,0 +1,268 @@
+"""The measured variants. Each runs its own processes on its own topics and returns a `Result`."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from bench import kafka
+from bench.orders import Message, order
+from bench.procs import Process, worker_env
+from bench.progress import Progress
+
+PIPELINE = ("orders", "payouts", "payouts-approved", "payouts-review", "payouts-rejected", "dead-letters")
+FINAL = ("payouts-approved", "payouts-review", "dead-letters")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every variant shares: the broker, a scratch directory, the orders, the progress line."""
+
+    bootstrap: str
+    workdir: Path
+    orders: Sequence[Message]
+    progress: Progress
+    profile: Path | None = None
+
+
+@dataclass
+class Result:
+    """One variant's figures."""
+
+    label: str
+    orders: int
+    #: Distinct orders that reached their final topic (every one must).
+    counted: int
+    seconds: float
+    per_s: float
+    peak_rss_mb: float | None
+    duplicates: int = 0
+    processes: int = 1
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    #: Share of one core the worker used during the measured window.
+    cpu_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A process to start: `python <args>` with `env`."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+
+
+def _app_id(name: str) -> str:
+    return f"bench-{name}-{uuid.uuid4().hex[:6]}"
+
+
+def _names(prefix: str, names: Sequence[str]) -> list[str]:
+    return [f"{prefix}{n}" for n in names]
+
+
+async def raw_aiokafka(run: Run) -> Result:
+    """Baseline: `bench/raw_aiokafka.py`, one hop orders -> payouts."""
+    app = _app_id("raw")
+    source, sink = f"{app}-orders", f"{app}-payouts"
+    command = Command("raw", ["-m", "bench.raw_aiokafka", run.bootstrap, source, sink, app], {})
+    return await throughput(run, "raw aiokafka, one hop", [command], [source, sink], [sink], sink)
+
+
+async def worker_hop(run: Run) -> Result:
+    """The worker's orders -> payouts stage alone (`bench/hop.py`)."""
+    app = _app_id("hop")
+    command = Command("hop", ["-m", "bench.hop"], worker_env(run.bootstrap, app))
+    topics = _names(f"{app}-", PIPELINE)
+    return await throughput(run, "worker, orders -> payouts hop", [command], topics, [topics[1]], topics[1])
+
+
+async def worker_pipeline(run: Run, processes: int = 1) -> Result:
+    """`python -m worker` x `processes`, orders to their final topics."""
+    app = _app_id(f"full{processes}")
+    commands = [
+        Command(f"worker{n}", ["-m", "worker"], worker_env(run.bootstrap, app)) for n in range(processes)
+    ]
+    topics, final = _names(f"{app}-", PIPELINE), _names(f"{app}-", FINAL)
+    label = f"worker, full pipeline, {processes} process{'es' if processes > 1 else ''}"
+    return await throughput(run, label, commands, topics, final, topics[1])
+
+
+async def naive_faust(run: Run, count: int) -> Result:
+    """The naive Faust pipeline (`bench/naive_faust.py`), orders to their final topics."""
+    app = _app_id("naive")
+    env = worker_env(run.bootstrap, app)
+    topics, final = _names(f"{app}-", PIPELINE), _names(f"{app}-", FINAL)
+    command = Command("naive", ["-m", "bench.naive_faust"], env)
+    return await throughput(run, "naive Faust, full pipeline", [command], topics, final, topics[1], count)
+
+
+async def throughput(
+    run: Run,
+    label: str,
+    commands: list[Command],
+    topics: list[str],
+    outputs: list[str],
+    start_topic: str,
+    count: int | None = None,
+) -> Result:
+    """Orders/s from the first output on `start_topic` until every order is on one of `outputs`."""
+    count = len(run.orders) if count is None else count
+    await kafka.create_topics(run.bootstrap, topics)
+    run.progress.step(f"{label}: producing {count:,} orders")
+    await kafka.produce(run.bootstrap, topics[0], run.orders[:count], lambda n: run.progress.update(n, count))
+    tally = await kafka.Tally(run.bootstrap, outputs, count).start()
+    processes = [Process(c.name, c.args, c.env, run.workdir, run.profile) for c in commands]
+    try:
+        run.progress.step(label)
+        done_at = await tally.wait(
+            timeout=90 + count / 100,
+            alive=lambda: _check_alive(processes),
+            tick=lambda t: run.progress.update(t.count, count),
+        )
+        started = await kafka.first_timestamp(run.bootstrap, start_topic)
+        rss = [p.read_peak_rss() or 0.0 for p in processes]
+    finally:
+        for process in processes:
+            process.stop()
+        await tally.stop()
+    await kafka.delete_topics(run.bootstrap, topics)
+    seconds = done_at - started
+    result = Result(
+        label,
+        orders=count,
+        counted=tally.count,
+        seconds=seconds,
+        per_s=count / seconds,
+        peak_rss_mb=max(rss),
+        duplicates=tally.records - tally.count,
+        processes=len(processes),
+    )
+    run.progress.note(f"{label}: {result.per_s:,.0f} orders/s over {seconds:.2f} s")
+    return result
+
+
+async def latency(run: Run, rate: float, seconds: float) -> Result:
+    """End to end, order `created_at` -> read from payouts-approved, at a steady `rate` for `seconds`."""
+    app = _app_id("latency")
+    topics = _names(f"{app}-", PIPELINE)
+    await kafka.create_topics(run.bootstrap, topics)
+    probe = Latencies(approved=topics[2])
+    tally = kafka.Tally(run.bootstrap, [topics[2], topics[3]], 10**12, fetch_wait_ms=5)
+    tally.on_record = probe.note
+    await tally.start()
+    env = worker_env(run.bootstrap, app)
+    worker = Process("latency-worker", ["-m", "worker"], env, run.workdir, run.profile)
+    producer = kafka.producer(run.bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        run.progress.step("latency: waiting for the worker")
+        await _warm_up(producer, topics[0], tally, worker)
+        label = f"latency at {rate:,.0f} orders/s for {seconds:.0f} s"
+        run.progress.step(label)
+        cpu = worker.cpu_seconds()
+        sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
+        cpu_percent = 100 * (worker.cpu_seconds() - cpu) / seconds
+        await _until(lambda: len(probe.orders) >= sent, 30, worker, "payouts")
+        rss = worker.read_peak_rss()
+    finally:
+        worker.stop()
+        await producer.stop()
+        await tally.stop()
+    await kafka.delete_topics(run.bootstrap, topics)
+    result = Result(
+        label,
+        orders=sent,
+        counted=len(probe.orders),
+        seconds=seconds,
+        per_s=sent / seconds,
+        peak_rss_mb=rss,
+        duplicates=tally.records - tally.count,
+        latency_ms=probe.summary(),
+        cpu_percent=cpu_percent,
+    )
+    run.progress.note(f"{label}: {result.latency_ms}")
+    return result
+
+
+def _check_alive(processes: list[Process]) -> None:
+    for process in processes:
+        process.check_alive()
+
+
+class Latencies:
+    """Order created -> approved payout read, for the orders of the steady window only."""
+
+    def __init__(self, approved: str) -> None:
+        self.approved = approved
+        self.since = float("inf")
+        self.orders: set[str] = set()  # steady-window orders seen in a final topic
+        self.values: list[float] = []
+
+    def note(self, now: float, topic: str, payout: dict[str, object]) -> None:
+        created = datetime.fromisoformat(str(payout["order_created_at"])).timestamp()
+        if created >= self.since:
+            self.orders.add(str(payout["order_id"]))
+            if topic == self.approved:
+                self.values.append(now - created)
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.values)
+        if not ordered:
+            return {}
+
+        def at(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+        return {"p50": at(0.50), "p99": at(0.99), "max": at(1.0), "count": len(ordered)}
+
+
+async def _warm_up(producer: AIOKafkaProducer, topic: str, tally: kafka.Tally, worker: Process) -> None:
+    rng = random.Random(1)
+    deadline = time.monotonic() + 90
+    while tally.count == 0:
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker produced no approved payout in 90 s")
+        key, value = order(rng, datetime.now(UTC))
+        await producer.send(topic, value, key=key)
+        await asyncio.sleep(0.2)
+
+
+async def _steady(
+    producer: AIOKafkaProducer,
+    topic: str,
+    rate: float,
+    seconds: float,
+    probe: Latencies,
+    progress: Progress,
+    worker: Process,
+) -> int:
+    rng, sent = random.Random(2), 0
+    probe.since = time.time()
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        for _ in range(int(elapsed * rate) - sent):
+            key, value = order(rng, datetime.now(UTC))
+            await producer.send(topic, value, key=key)
+            sent += 1
+        progress.update(len(probe.orders), int(rate * seconds))
+        worker.check_alive()
+        await asyncio.sleep(0.002)
+    return sent
+
+
+async def _until(condition: Callable[[], bool], timeout: float, worker: Process, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not all {what} arrived in {timeout}s")
+        await asyncio.sleep(0.1)

@@ -1,0 +1,39 @@
+"""`make bench` in smoke mode, so that it cannot rot: it runs end to end and counts every order.
+
+Never a speed: this machine is shared, and the figures are the bench's business, not the test's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) -> None:
+    figures = tmp_path / "smoke.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
+    bench = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(figures)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    results = orjson.loads(figures.read_bytes())["results"]
+    assert set(results) == {"raw", "hop", "full", "full2", "naive", "latency"}
+    for name, result in results.items():
+        assert result["orders"] > 0, name
+        assert result["counted"] == result["orders"], name
+    assert "| worker, full pipeline, 1 process |" in bench.stdout

@@ -1,0 +1,208 @@
+"""Batch agents: hot topics consumed a batch at a time, beside Faust's agents, tables, timers and web.
+
+Faust moves every message through its consumer loop, a channel queue and a stream, with several
+tasks and futures per message: that framework work caps an agent at a few thousand messages a
+second whatever the agent does (README, Performance). A batch agent's handler instead gets the
+records of a fetch and fills an `Outbox`, which is handed to the producer at once.
+
+At least once: offsets are committed (every `broker_commit_interval`, Faust's setting, and before
+partitions are handed over or the worker stops) only up to batches whose every message the broker
+has confirmed, in fetch order. Up to `WINDOW` batches are in flight, so broker round trips overlap
+with the next batch's work; if a delivery fails the worker stops, and the batches after the last
+commit are handled again by whoever owns the partitions next. Each partition's records are handled
+and published in order, so one seller's events stay in order.
+
+Each batch agent has its own aiokafka consumer in its own group, `<app id>-<agent name>`: fetches
+for different topics then go to the broker side by side, not one after the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
+from faust.types import TopicT
+from mode import Service
+
+from worker.app import PipelineApp
+from worker.publish import Delivery, Outbox, Publisher
+
+logger = logging.getLogger(__name__)
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+#: A batch agent's body: the records of one partition, in order, and the outbox to publish through.
+Handler = Callable[[Sequence[Record], Outbox], None]
+
+#: How long the broker may hold a fetch with no data: bounds the latency a quiet topic adds per hop
+#: (Tansu answers a waiting fetch only after up to half of it, data or not), at the cost of idle fetches.
+FETCH_MAX_WAIT_MS = 10
+#: Records per fetch and handler call: large enough to amortise the per-batch work.
+MAX_RECORDS = 1000
+#: Batches handed to the producer but not yet confirmed: overlaps round trips with the next batch.
+WINDOW = 4
+
+
+def batch_agent(
+    app: PipelineApp, channel: TopicT, publisher: Publisher, *, name: str
+) -> Callable[[Handler], BatchAgent]:
+    """Decorate a handler to consume `channel` in batches, like `@app.agent` for a hot topic."""
+
+    def register(handler: Handler) -> BatchAgent:
+        agent = BatchAgent(app, name, channel, handler, publisher)
+        app.start_with_agents(agent)
+        return agent
+
+    return register
+
+
+class _Sent(NamedTuple):
+    """A handled batch: its delivery, and the offsets to commit once it is confirmed."""
+
+    delivery: Delivery
+    offsets: dict[TopicPartition, int]
+
+
+class BatchAgent(Service):
+    """Consumes `channel` in its own group, `<app id>-<name>`, and hands the handler each partition's
+    records; publishes the outbox, and confirms and commits behind (see the module docstring)."""
+
+    def __init__(
+        self, app: PipelineApp, name: str, channel: TopicT, handler: Handler, publisher: Publisher
+    ) -> None:
+        self.app, self.name, self.channel = app, name, channel
+        self.handler, self.publisher = handler, publisher
+        self._client: AIOKafkaConsumer | None = None
+        self._handling = asyncio.Lock()  # held from a fetch's return until its batch is in the window
+        self._window: asyncio.Queue[_Sent] = asyncio.Queue(WINDOW)
+        self._confirmed: dict[TopicPartition, int] = {}
+        self._committing = asyncio.Lock()
+        self._last_commit = time.monotonic()
+        self._broken = asyncio.Event()  # a delivery failed: nothing more will be confirmed
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"<BatchAgent {self.name}: {self.channel.get_topic_name()}>"
+
+    async def on_start(self) -> None:
+        self._client = _kafka_consumer(self.app, group=f"{self.app.conf.id}-{self.name}")
+        await self._client.start()
+        # Subscribing after start: the group join (seconds) goes on in the background, so the
+        # worker's other agents and services start meanwhile, and every agent joins at once.
+        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self.drain))
+        self.app.monitor.stream_lookup[self] = self.name  # type: ignore[index]  # /stats counts per agent
+
+    async def on_stop(self) -> None:
+        if self._client is not None:
+            await self.drain()
+            await self._client.stop()
+
+    async def drain(self) -> None:
+        """Confirm and commit every batch handled so far; no new batch starts meanwhile."""
+        async with self._handling:
+            joined = asyncio.ensure_future(self._window.join())
+            broken = asyncio.ensure_future(self._broken.wait())
+            await asyncio.wait([joined, broken], return_when=asyncio.FIRST_COMPLETED)
+            joined.cancel(), broken.cancel()
+            await self._commit()
+
+    @Service.task
+    async def _fetch(self) -> None:
+        client = self._client
+        while client is not None and not self.should_stop:
+            try:
+                records = await client.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+            except ConsumerStoppedError:  # stopping: on_stop has drained and closed the consumer
+                return
+            async with self._handling:
+                assigned = client.assignment()  # a rebalance may have taken partitions since the fetch
+                batch = {tp: rs for tp, rs in records.items() if rs and tp in assigned}
+                if batch and not self.should_stop:
+                    await self._window.put(await self._publish(batch))
+
+    async def _publish(self, batch: dict[TopicPartition, list[Record]]) -> _Sent:
+        outbox = Outbox()
+        for records in batch.values():
+            self.handler(records, outbox)
+        delivery = await self.publisher.publish(outbox)
+        self._account(batch)
+        return _Sent(delivery, {tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    @Service.task
+    async def _confirm(self) -> None:
+        while True:  # also while stopping, until cancelled: `drain` waits for the window to empty
+            sent = await self._window.get()
+            try:
+                await sent.delivery.confirmed()
+            except BaseException:
+                self._broken.set()
+                raise
+            self._confirmed.update(sent.offsets)
+            self._window.task_done()
+            if time.monotonic() - self._last_commit >= self.app.conf.broker_commit_interval:
+                await self._commit()
+
+    @Service.timer(1.0)
+    async def _commit_when_quiet(self) -> None:
+        interval = self.app.conf.broker_commit_interval
+        if self._window.empty() and time.monotonic() - self._last_commit >= interval:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        async with self._committing:  # one at a time, so a partition's offset never goes back
+            offsets, self._confirmed = self._confirmed, {}
+            self._last_commit = time.monotonic()
+            if not offsets or self._client is None:
+                return
+            try:
+                await self._client.commit(offsets)
+            except CommitFailedError as exc:  # the group moved on: the new owner handles these again
+                logger.warning("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
+
+    def _account(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        """Faust's monitor counts per message in its own loop; here, per batch."""
+        monitor = self.app.monitor
+        for tp, records in batch.items():
+            count = len(records)
+            monitor.messages_received_total += count
+            monitor.messages_received_by_topic[tp.topic] += count
+            monitor.events_total += count
+            monitor.events_by_stream[self.name] += count
+            monitor.tp_read_offsets[tp] = records[-1].offset
+
+
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Gives partitions up only once everything handled from them is confirmed and committed."""
+
+    def __init__(self, drain: Callable[[], Any]) -> None:
+        self.drain = drain
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.drain()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        pass
+
+
+def _kafka_consumer(app: PipelineApp, group: str) -> AIOKafkaConsumer:
+    """A consumer configured like Faust's own (broker, credentials, group timing) in `group`."""
+    conf = app.conf
+    return AIOKafkaConsumer(
+        bootstrap_servers=server_list(conf.broker, 9092),
+        client_id=conf.broker_client_id,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset=conf.consumer_auto_offset_reset,
+        session_timeout_ms=int(conf.broker_session_timeout * 1000),
+        rebalance_timeout_ms=int(conf.broker_rebalance_timeout * 1000),
+        heartbeat_interval_ms=int(conf.broker_heartbeat_interval * 1000),
+        request_timeout_ms=int(conf.broker_request_timeout * 1000),
+        max_partition_fetch_bytes=conf.consumer_max_fetch_size,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
+    )
