@@ -118,10 +118,16 @@ class Publisher:
         await (await self.publish(outbox)).confirmed()
 
     def _letter(self, message: Consumed, error: InvalidRecord) -> Message:
-        origin = Origin.of_message(message)
-        letter = dead_letter_for(origin, error, key=message.key, value=message.value, now=datetime.now(UTC))
+        origin, now = Origin.of_message(message), datetime.now(UTC)
         logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
-        return self.dead_letters, message.key, encode(letter)
+        data = encode(dead_letter_for(origin, error, key=message.key, value=message.value, now=now))
+        if len(data) > self.dead_letters.app.conf.producer_max_request_size:
+            # Whole, the payload does not fit in a message: keep its head, its size and the flag.
+            letter = dead_letter_for(
+                origin, error, key=message.key, value=message.value, now=now, limit=MAX_DEAD_PAYLOAD
+            )
+            data = encode(letter)
+        return self.dead_letters, message.key, data
 
     async def _too_large(self, message: Message, exc: Exception) -> None:
         topic, key, value = message
