@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeAlias
 
@@ -174,6 +175,18 @@ class BatchAgent(Service):
             monitor.events_total += count
             monitor.events_by_stream[self.name] += count
             monitor.tp_read_offsets[tp] = records[-1].offset
+        counts: Counter[str] = Counter()
+        for tp, records in batch.items():
+            counts[tp.topic] += len(records)
+        batch_hooks(self.app, "on_batch_in", counts)
+
+
+def batch_hooks(app: PipelineApp, name: str, *args: Any) -> None:
+    """Call hook `name` on the app's sensors that have one: Faust's per-message hooks, per batch."""
+    for sensor in app.sensors:
+        hook = getattr(sensor, name, None)
+        if hook is not None:
+            hook(*args)
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]

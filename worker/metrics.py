@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from faust import Sensor
@@ -81,6 +81,17 @@ class DomainSensor(Sensor):
         if tp.topic == self.orders:
             self.metrics.orders.inc()
 
+    def on_batch_in(self, counts: dict[str, int]) -> None:
+        """A batch agent took records: count orders."""
+        self.metrics.orders.inc(counts.get(self.orders, 0))
+
+    def on_batch_delivered(self, messages: list[tuple[str, bytes]]) -> None:
+        """A batch agent's messages reached the broker: count outcomes and dead letters."""
+        for topic, value in messages:
+            state = self.on_send_initiated(None, topic, _Pending(value), 0, 0)  # type: ignore[arg-type]
+            if state is not None:
+                self.on_send_completed(None, state, None)  # type: ignore[arg-type]
+
     def on_send_initiated(
         self, producer: ProducerT, topic: str, message: PendingMessage, keysize: int, valsize: int
     ) -> Any:
@@ -124,6 +135,12 @@ class ProgressCollector(Collector):
         yield lag
         ready = self.progress.readiness()["ready"]
         yield GaugeMetricFamily("streamline_ready", "1 when /readyz says ready", value=1 if ready else 0)
+
+
+class _Pending(NamedTuple):
+    """What `on_send_initiated` reads of a pending message: its value."""
+
+    value: bytes
 
 
 def _field(value: Any, name: str) -> Any:

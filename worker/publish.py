@@ -157,6 +157,8 @@ class Delivery:
                 await self._one_by_one(messages, result)
             elif isinstance(result, BaseException):
                 raise result
+            else:
+                _sensors_delivered(self.publisher.dead_letters.app, messages)
 
     async def _one_by_one(self, messages: list[Message], exc: Exception) -> None:
         if len(messages) == 1:
@@ -218,6 +220,14 @@ async def _deliver(topic: TopicT, key: bytes | None, value: bytes) -> None:
         if isinstance(cause, MessageSizeTooLargeError):
             raise TooLarge(str(cause)) from exc
         raise
+
+
+def _sensors_delivered(app: Any, messages: list[Message]) -> None:
+    """Tell the sensors that have an `on_batch_delivered` hook (metrics) what the broker now has."""
+    for sensor in app.sensors:
+        hook = getattr(sensor, "on_batch_delivered", None)
+        if hook is not None:
+            hook([(topic.get_topic_name(), value) for topic, _, value in messages])
 
 
 def _count_sent(monitor: Any, batches: list[Batch]) -> None:
