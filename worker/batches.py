@@ -181,6 +181,12 @@ class BatchAgent(Service):
         batch_hooks(self.app, "on_batch_in", counts)
 
 
+def context(record: Record) -> dict[str, Any]:
+    """The log context of a record (what Faust's current event gives its agents' log lines)."""
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset, "key": key}
+
+
 def batch_hooks(app: PipelineApp, name: str, *args: Any) -> None:
     """Call hook `name` on the app's sensors that have one: Faust's per-message hooks, per batch."""
     for sensor in app.sensors:

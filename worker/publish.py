@@ -119,7 +119,9 @@ class Publisher:
 
     def _letter(self, message: Consumed, error: InvalidRecord) -> Message:
         origin, now = Origin.of_message(message), datetime.now(UTC)
-        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        key = message.key.decode(errors="replace") if message.key is not None else None
+        where = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset, "key": key}
+        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail, extra=where)
         data = encode(dead_letter_for(origin, error, key=message.key, value=message.value, now=now))
         if len(data) > self.dead_letters.app.conf.producer_max_request_size:
             # Whole, the payload does not fit in a message: keep its head, its size and the flag.

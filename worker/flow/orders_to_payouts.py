@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from worker.app import PipelineApp
-from worker.batches import BatchAgent, Record, batch_agent
+from worker.batches import BatchAgent, Record, batch_agent, context
 from worker.codec import decode_order
 from worker.errors import InvalidRecord
 from worker.publish import Outbox, Publisher
 from worker.rules import FeeSchedule, payout_for
 from worker.settings import Settings
 from worker.topics import Topics
+
+logger = logging.getLogger(__name__)
 
 
 def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: Settings) -> BatchAgent:
@@ -31,6 +34,14 @@ def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: S
             except InvalidRecord as error:
                 outbox.reject(record, error)
                 continue
+            logger.debug(
+                "payout for order_id=%s: payout_id=%s net=%s %s",
+                order.order_id,
+                payout.payout_id,
+                payout.net,
+                payout.currency,
+                extra=context(record),
+            )
             outbox.send(topics.payouts, payout, key=payout.seller_id)
 
     return orders_to_payouts

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from worker.app import PipelineApp
-from worker.batches import BatchAgent, Record, batch_agent
+from worker.batches import BatchAgent, Record, batch_agent, context
 from worker.codec import decode_payout
 from worker.errors import InvalidRecord
 from worker.publish import Outbox, Publisher
@@ -38,6 +38,7 @@ def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: S
                     payout.seller_id,
                     payout.net,
                     payout.currency,
+                    extra=context(record),
                 )
             outbox.send(destination[route], payout, key=payout.seller_id)
 
