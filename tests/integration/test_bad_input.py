@@ -7,10 +7,9 @@ import base64
 import sys
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from tests.integration.test_pipeline import order
-from tests.kafka import read_until
+from tests.kafka import produce, read_until
 from tests.processes import spawn
 
 SEED = orjson.loads(order("o-x", "10.00"))
@@ -45,16 +44,6 @@ GOOD = [
 ]
 
 
-async def produce_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send_and_wait(topic, value=value, key=key)
-    finally:
-        await producer.stop()
-
-
 async def test_every_kind_of_bad_input_is_dead_lettered_and_replayable(
     bootstrap, start_pipeline, pipeline_settings
 ):
@@ -62,7 +51,9 @@ async def test_every_kind_of_bad_input_is_dead_lettered_and_replayable(
     topics = pipeline.topics
     orders = topics.orders.get_topic_name()
 
-    await produce_all(bootstrap, orders, [(k, v) for _, k, v in CATALOGUE] + GOOD)
+    await produce(
+        bootstrap, orders, [(k, v) for _, k, v in CATALOGUE] + GOOD, max_request_size=4 * 1024 * 1024
+    )
 
     letters = await read_until(
         bootstrap, topics.dead_letters.get_topic_name(), lambda v: len(v) >= len(CATALOGUE)

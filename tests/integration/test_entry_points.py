@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
+from tests.processes import poll_stats, spawn
 from worker.broker import free_port
-
-ROOT = Path(__file__).parents[2]
-
-
-def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
-    base["PYTHONPATH"] = str(ROOT)
-    return subprocess.Popen(
-        args, env={**base, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def poll_stats(port: int, ready: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as response:
-                last = orjson.loads(response.read())
-            if ready(last):
-                return last
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"/stats on {port} not ready in {timeout}s; last: {last}")
 
 
 def children_of(pid: int) -> list[int]:
