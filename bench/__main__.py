@@ -46,6 +46,7 @@ VARIANTS: dict[str, Callable[[Run, argparse.Namespace], Awaitable[Result]]] = {
     "full": lambda run, args: variants.worker_pipeline(run, 1),
     "full2": lambda run, args: variants.worker_pipeline(run, 2),
     "naive": lambda run, args: variants.naive_faust(run, args.naive_orders),
+    "rawlat": lambda run, args: variants.raw_latency(run, args.rate, args.seconds),
     "latency": lambda run, args: variants.latency(run, args.rate, args.seconds),
 }
 

@@ -10,6 +10,9 @@ from typing import Any
 
 from bench.variants import Result
 
+#: The latency variants (the others measure throughput).
+LATENCY = ("rawlat", "latency")
+
 #: (name, figure, comparison, bound): the targets of issue 5.
 TARGETS = [
     ("orders -> payouts hop vs raw aiokafka", "hop_vs_raw", ">=", 0.5),
@@ -21,7 +24,10 @@ TARGETS = [
 
 def figures(results: dict[str, Result]) -> dict[str, float | None]:
     """The ratios and headline numbers the targets are judged on."""
-    rate = {key: result.per_s for key, result in results.items()}
+    rate = {key: result.per_s for key, result in results.items() if key not in LATENCY}
+
+    def _p99(key: str) -> float | None:
+        return results[key].latency_ms.get("p99") if key in results else None
 
     def ratio(a: str, b: str) -> float | None:
         return rate[a] / rate[b] if a in rate and b in rate else None
@@ -31,7 +37,8 @@ def figures(results: dict[str, Result]) -> dict[str, float | None]:
         "hop_vs_raw": ratio("hop", "raw"),
         "full_vs_naive": ratio("full", "naive"),
         "two_workers_vs_one": ratio("full2", "full"),
-        "p99_ms": results["latency"].latency_ms.get("p99") if "latency" in results else None,
+        "p99_ms": _p99("latency"),
+        "p99_vs_raw": (worker / raw if (worker := _p99("latency")) and (raw := _p99("rawlat")) else None),
         "peak_rss_mb": max(workers, default=None),
     }
 
@@ -44,26 +51,34 @@ def table(results: dict[str, Result]) -> str:
         "|---|--:|--:|--:|--:|--:|",
     ]
     for key, result in results.items():
-        if key == "latency":
+        if key in LATENCY:
             continue
         rss = f"{result.peak_rss_mb:.0f}" if result.peak_rss_mb else "-"
         lines.append(
             f"| {result.label} | {result.orders:,} | {result.seconds:.2f} | {result.per_s:,.0f} "
             f"| {result.per_s / raw:.2f} | {rss} |"
         )
-    lat = results["latency"]
-    ms = lat.latency_ms
     lines += [
         "",
-        f"Latency, order created -> read from payouts-approved, {lat.label}: "
-        f"p50 {ms.get('p50')} ms, p99 {ms.get('p99')} ms, max {ms.get('max')} ms "
-        f"({ms.get('count', 0):,.0f} payouts; the worker used {lat.cpu_percent or 0:.0f}% of a core, "
-        f"peak RSS {lat.peak_rss_mb or 0:.0f} MB)",
+        "| latency, order created -> read from payouts-approved | p50 ms | p99 ms | max ms "
+        "| p99 of each 5 s, ms | CPU, % of a core |",
+        "|---|--:|--:|--:|---|--:|",
+    ]
+    for key in LATENCY:
+        lat, ms = results[key], results[key].latency_ms
+        series = ", ".join(f"{p:,.0f}" for p in lat.p99_by_5s)
+        lines.append(
+            f"| {lat.label} | {ms.get('p50')} | {ms.get('p99')} | {ms.get('max')} | {series} "
+            f"| {lat.cpu_percent or 0:.0f} |"
+        )
+    values = figures(results)
+    lines += [
+        "",
+        f"worker p99 / raw aiokafka p99 at the same rate: {_fmt(values['p99_vs_raw'])}",
         "",
         "| target | measured | goal | met |",
         "|---|--:|--:|:-:|",
     ]
-    values = figures(results)
     for name, key, op, bound in TARGETS:
         value = values[key]
         met = value is not None and (value >= bound if op == ">=" else value < bound)

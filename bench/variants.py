@@ -47,6 +47,8 @@ class Result:
     duplicates: int = 0
     processes: int = 1
     latency_ms: dict[str, float] = field(default_factory=dict)
+    #: p99 latency (ms) of each successive 5 s of the latency run.
+    p99_by_5s: list[float] = field(default_factory=list)
     #: Share of one core the worker used during the measured window.
     cpu_percent: float | None = None
 
@@ -150,22 +152,34 @@ async def throughput(
 
 
 async def latency(run: Run, rate: float, seconds: float) -> Result:
-    """End to end, order `created_at` -> read from payouts-approved, at a steady `rate` for `seconds`."""
+    """The worker, end to end: order `created_at` -> read from payouts-approved, at a steady `rate`."""
     app = _app_id("latency")
+    command = Command("latency-worker", ["-m", "worker"], worker_env(run.bootstrap, app))
+    return await _latency(run, "worker", app, command, rate, seconds)
+
+
+async def raw_latency(run: Run, rate: float, seconds: float) -> Result:
+    """The same two hops on raw aiokafka (`bench/raw_chain.py`): the broker's share of the latency."""
+    app = _app_id("rawlat")
+    topics = _names(f"{app}-", PIPELINE)
+    args = ["-m", "bench.raw_chain", run.bootstrap, *topics[:4], app]
+    return await _latency(run, "raw aiokafka", app, Command("latency-raw", args, {}), rate, seconds)
+
+
+async def _latency(run: Run, who: str, app: str, command: Command, rate: float, seconds: float) -> Result:
     topics = _names(f"{app}-", PIPELINE)
     await kafka.create_topics(run.bootstrap, topics)
     probe = Latencies(approved=topics[2])
     tally = kafka.Tally(run.bootstrap, [topics[2], topics[3]], 10**12, fetch_wait_ms=5)
     tally.on_record = probe.note
     await tally.start()
-    env = worker_env(run.bootstrap, app)
-    worker = Process("latency-worker", ["-m", "worker"], env, run.workdir, run.profile)
+    worker = Process(command.name, command.args, command.env, run.workdir, run.profile)
     producer = kafka.producer(run.bootstrap, linger_ms=0)
     await producer.start()
     try:
-        run.progress.step("latency: waiting for the worker")
+        run.progress.step(f"latency, {who}: waiting for the first payout")
         await _warm_up(producer, topics[0], tally, worker)
-        label = f"latency at {rate:,.0f} orders/s for {seconds:.0f} s"
+        label = f"{who}, latency at {rate:,.0f} orders/s for {seconds:.0f} s"
         run.progress.step(label)
         cpu = worker.cpu_seconds()
         sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
@@ -186,9 +200,10 @@ async def latency(run: Run, rate: float, seconds: float) -> Result:
         peak_rss_mb=rss,
         duplicates=tally.records - tally.count,
         latency_ms=probe.summary(),
+        p99_by_5s=probe.p99_series(),
         cpu_percent=cpu_percent,
     )
-    run.progress.note(f"{label}: {result.latency_ms}")
+    run.progress.note(f"{label}: {result.latency_ms}, p99 by 5 s: {result.p99_by_5s}")
     return result
 
 
@@ -200,28 +215,45 @@ def _check_alive(processes: list[Process]) -> None:
 class Latencies:
     """Order created -> approved payout read, for the orders of the steady window only."""
 
+    #: The window of the p99 series: how latency moves as the run goes on.
+    STEP_S = 5
+
     def __init__(self, approved: str) -> None:
         self.approved = approved
         self.since = float("inf")
         self.orders: set[str] = set()  # steady-window orders seen in a final topic
-        self.values: list[float] = []
+        self.values: list[tuple[float, float]] = []  # (created, since the start; latency), seconds
 
     def note(self, now: float, topic: str, payout: dict[str, object]) -> None:
         created = datetime.fromisoformat(str(payout["order_created_at"])).timestamp()
         if created >= self.since:
             self.orders.add(str(payout["order_id"]))
             if topic == self.approved:
-                self.values.append(now - created)
+                self.values.append((created - self.since, now - created))
 
     def summary(self) -> dict[str, float]:
-        ordered = sorted(self.values)
+        """p50, p99 and max in ms, and how many payouts they cover."""
+        ordered = sorted(latency for _, latency in self.values)
         if not ordered:
             return {}
+        return {
+            "p50": _at(ordered, 0.5),
+            "p99": _at(ordered, 0.99),
+            "max": _at(ordered, 1.0),
+            "count": len(ordered),
+        }
 
-        def at(q: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+    def p99_series(self) -> list[float]:
+        """The p99 (ms) of each successive `STEP_S` seconds of orders."""
+        windows: dict[int, list[float]] = {}
+        for created, latency in self.values:
+            windows.setdefault(int(created // self.STEP_S), []).append(latency)
+        return [_at(sorted(windows[n]), 0.99) for n in sorted(windows)]
 
-        return {"p50": at(0.50), "p99": at(0.99), "max": at(1.0), "count": len(ordered)}
+
+def _at(ordered: list[float], q: float) -> float:
+    """The `q` quantile of sorted seconds, in ms."""
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
 async def _warm_up(producer: AIOKafkaProducer, topic: str, tally: kafka.Tally, worker: Process) -> None:

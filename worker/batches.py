@@ -28,10 +28,11 @@ from typing import Any, NamedTuple, TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
-from faust.types import TopicT
+from faust.types import TP, TopicT
 from mode import Service
 
 from worker.app import PipelineApp
+from worker.progress import PartitionProgress
 from worker.publish import Delivery, Outbox, Publisher
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class BatchAgent(Service):
         self._committing = asyncio.Lock()
         self._last_commit = time.monotonic()
         self._broken = asyncio.Event()  # a delivery failed: nothing more will be confirmed
+        #: Per assigned partition, what was handled since the assignment (for /readyz: worker/progress.py).
+        self.progress: dict[TP, PartitionProgress] = {}
         super().__init__()
 
     def __repr__(self) -> str:
@@ -95,7 +98,7 @@ class BatchAgent(Service):
         await self._client.start()
         # Subscribing after start: the group join (seconds) goes on in the background, so the
         # worker's other agents and services start meanwhile, and every agent joins at once.
-        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self.drain))
+        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self))
         self.app.monitor.stream_lookup[self] = self.name  # type: ignore[index]  # /stats counts per agent
 
     async def on_stop(self) -> None:
@@ -111,6 +114,32 @@ class BatchAgent(Service):
             await asyncio.wait([joined, broken], return_when=asyncio.FIRST_COMPLETED)
             joined.cancel(), broken.cancel()
             await self._commit()
+
+    async def track(self, assigned: list[TopicPartition]) -> None:
+        """Progress starts afresh with an assignment, from the group's committed offsets."""
+        self.progress.clear()
+        now = time.monotonic()
+        for tp in assigned:
+            start = await self._client.committed(tp) if self._client else None
+            self.progress[TP(tp.topic, tp.partition)] = PartitionProgress(moved_at=now, start=start)
+
+    def assigned(self) -> list[TP]:
+        """The partitions this agent's consumer is assigned now."""
+        return [TP(tp.topic, tp.partition) for tp in self._client.assignment()] if self._client else []
+
+    def highwater(self, tp: TP) -> int | None:
+        """The high watermark of `tp` in the last fetch response (exact, even on Tansu)."""
+        try:
+            return self._client.highwater(TopicPartition(*tp)) if self._client else None
+        except Exception:  # not assigned any more
+            return None
+
+    async def end_offsets(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        """The broker's end offsets of `partitions`."""
+        if self._client is None:
+            return {}
+        ends = await self._client.end_offsets([TopicPartition(*tp) for tp in partitions])
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
 
     @Service.task
     async def _fetch(self) -> None:
@@ -166,9 +195,13 @@ class BatchAgent(Service):
                 logger.warning("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
 
     def _account(self, batch: dict[TopicPartition, list[Record]]) -> None:
-        """Faust's monitor counts per message in its own loop; here, per batch."""
-        monitor = self.app.monitor
+        """Faust's monitor counts per message in its own loop; here, per batch. Progress too."""
+        monitor, now = self.app.monitor, time.monotonic()
         for tp, records in batch.items():
+            part = self.progress.setdefault(TP(tp.topic, tp.partition), PartitionProgress(moved_at=now))
+            if part.first_in is None:
+                part.first_in = records[0].offset
+            part.last_out, part.moved_at = records[-1].offset, now
             count = len(records)
             monitor.messages_received_total += count
             monitor.messages_received_by_topic[tp.topic] += count
@@ -196,16 +229,17 @@ def batch_hooks(app: PipelineApp, name: str, *args: Any) -> None:
 
 
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Gives partitions up only once everything handled from them is confirmed and committed."""
+    """Gives partitions up only once everything handled from them is confirmed and committed;
+    tracks progress afresh with each assignment."""
 
-    def __init__(self, drain: Callable[[], Any]) -> None:
-        self.drain = drain
+    def __init__(self, agent: BatchAgent) -> None:
+        self.agent = agent
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.drain()
+        await self.agent.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        pass
+        await self.agent.track(assigned)
 
 
 def _kafka_consumer(app: PipelineApp, group: str) -> AIOKafkaConsumer:

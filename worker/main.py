@@ -70,6 +70,9 @@ def build(settings: Settings) -> Pipeline:
     storefront.register(app, topics, publisher, settings)
     escalation.register(app, topics, publisher, tables, settings)
     tracker = progress.register(app, settings.stall_timeout_s)
+    for agent in agents:
+        if isinstance(agent, BatchAgent):
+            tracker.watch(agent)
     health.register(app, tracker)
     metrics = metrics_view.register(app, topics, tracker)
     sections: dict[str, stats.Section] = {  # features add their part of /stats here

@@ -7,7 +7,11 @@ but frozen when the fetcher stops) and the broker's end offsets (ListOffsets, ev
 keep moving when the fetcher stops, though Tansu 0.6 answers the base offset of the last batch, which
 under-counts). An agent is stalled when one of its partitions has had lag and no finished message for
 `STALL_TIMEOUT_S` seconds. A partition none of whose messages an agent has taken since the assignment
-counts as caught up.
+counts as caught up only if the group had no committed offset for it; otherwise lag counts from
+that committed offset, so a consumer that fetches nothing at all after an assignment is caught too.
+
+Batch agents (`worker/batches.py`) have their own consumers: each notes its partitions' progress
+itself, per batch, and is watched here the same way, with its own consumer's high watermarks.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from faust import Sensor
 from faust.types import TP, AppT, Message, TopicT
@@ -34,10 +38,13 @@ class PartitionProgress:
     first_in: int | None = None  #: offset of the first message an agent took
     last_out: int | None = None  #: offset of the last message every stream finished
     lag: int | None = None  #: at the last check; None while the high watermark is unknown
+    start: int | None = None  #: the group's committed offset at the assignment: where it must begin
 
     def next_offset(self) -> int | None:
-        """The offset the agent must finish next, if it has taken anything yet."""
-        return self.last_out + 1 if self.last_out is not None else self.first_in
+        """The offset the agent must finish next, if known."""
+        if self.last_out is not None:
+            return self.last_out + 1
+        return self.first_in if self.first_in is not None else self.start
 
     def observe(self, highwater: int | None, now: float) -> None:
         """Update the lag from the high watermark; no lag counts as progress."""
@@ -85,25 +92,54 @@ class ProgressSensor(Sensor):
         return super().on_rebalance_start(app)
 
 
+class Watched(Protocol):
+    """A consumer of its own whose progress is tracked too: a batch agent (`worker/batches.py`)."""
+
+    name: str
+    #: Per assigned partition, kept by the consumer as it handles records.
+    progress: dict[TP, PartitionProgress]
+
+    def assigned(self) -> Sequence[TP]:
+        """The partitions assigned to it now."""
+
+    def highwater(self, tp: TP) -> int | None:
+        """The high watermark of `tp` in its last fetch response, if any."""
+
+    async def end_offsets(self, partitions: Sequence[TP]) -> dict[TP, int]:
+        """The broker's end offsets (ListOffsets)."""
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    """An assigned partition of an agent, its progress, and its consumer's latest high watermark."""
+
+    tp: TP
+    agent: str
+    part: PartitionProgress
+    fetched: int | None
+
+
 class Progress:
     """Lag and readiness of the app's agents: checked every second by a timer, and when asked."""
 
     def __init__(self, app: AppT, stall_timeout_s: float) -> None:
         self.app, self.window = app, stall_timeout_s
         self.sensor = ProgressSensor()
+        self.watched: list[Watched] = []
         #: The broker's end offsets, from the last `read_end_offsets`.
         self.end_offsets: dict[TP, int] = {}
 
-    def check(self, now: float) -> None:
-        """Update the lag of every assigned partition an agent consumes."""
-        consumer = self.app.consumer
-        for tp, _agent in self._agent_partitions():
-            try:
-                fetched = consumer.highwater(tp)
-            except Exception:  # not assigned (any more), or the consumer is not running yet
-                fetched = None
-            known = [value for value in (fetched, self.end_offsets.get(tp)) if value is not None]
-            self.sensor.get(tp).observe(max(known) if known else None, now)
+    def watch(self, consumer: Watched) -> None:
+        """Track a batch agent too."""
+        self.watched.append(consumer)
+
+    def check(self, now: float) -> list[_Tracked]:
+        """Update the lag of every assigned partition an agent consumes; return them."""
+        tracked = list(self._tracked(now))
+        for entry in tracked:
+            known = [value for value in (entry.fetched, self.end_offsets.get(entry.tp)) if value is not None]
+            entry.part.observe(max(known) if known else None, now)
+        return tracked
 
     async def read_end_offsets(self, timeout: float) -> None:
         """Ask the broker for the end offsets of the agents' partitions (skipped if it does not answer)."""
@@ -112,25 +148,28 @@ class Progress:
             with contextlib.suppress(Exception):  # no answer now is no evidence; the next read may have one
                 ends = await asyncio.wait_for(self.app.consumer.highwaters(*partitions), timeout)
                 self.end_offsets.update({TP(tp.topic, tp.partition): end for tp, end in ends.items()})
+        for consumer in self.watched:
+            if assigned := consumer.assigned():
+                with contextlib.suppress(Exception):
+                    ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout)
+                    self.end_offsets.update({TP(tp.topic, tp.partition): end for tp, end in ends.items()})
 
     def lags(self) -> dict[TP, int]:
         """The lag of every assigned agent partition whose high watermark is known."""
-        self.check(time.monotonic())
-        parts = self.sensor.partitions
-        found = ((tp, parts.get(tp)) for tp, _ in self._agent_partitions())
-        return {tp: part.lag for tp, part in found if part is not None and part.lag is not None}
+        tracked = self.check(time.monotonic())
+        return {entry.tp: entry.part.lag for entry in tracked if entry.part.lag is not None}
 
     def readiness(self) -> dict[str, Any]:
         """`/readyz`: assigned, recovered and no stalled agent; with the lag of every partition."""
-        app, now, parts = self.app, time.monotonic(), self.sensor.partitions
-        self.check(now)
+        app, now = self.app, time.monotonic()
+        tracked = self.check(now)
         assigned = app.rebalancing_count > 0 and not app.rebalancing
         recovery = app.tables.recovery  # type: ignore[attr-defined]  # on TableManager, not its type
         recovered = recovery.completed.is_set() and not app.in_recovery
         agents: dict[str, dict[str, Any]] = {}
         stalled: list[str] = []
-        for tp, agent in self._agent_partitions():
-            part = parts.get(tp) or PartitionProgress(moved_at=now)
+        for tracked_tp in tracked:
+            tp, agent, part = tracked_tp.tp, tracked_tp.agent, tracked_tp.part
             entry = agents.setdefault(agent, {"lag": 0, "partitions": {}})
             entry["partitions"][f"{tp.topic}[{tp.partition}]"] = {
                 "lag": part.lag,
@@ -147,6 +186,23 @@ class Progress:
             "stall_timeout_s": self.window,
             "agents": agents,
         }
+
+    def _tracked(self, now: float) -> Iterator[_Tracked]:
+        consumer = self.app.consumer
+        committed: dict[TP, int] = getattr(consumer, "committed_offsets", dict)()
+        for tp, agent in self._agent_partitions():
+            try:
+                fetched = consumer.highwater(tp)
+            except Exception:  # not assigned (any more), or the consumer is not running yet
+                fetched = None
+            part = self.sensor.get(tp)
+            if part.first_in is None:  # Faust updates it when it seeks after the assignment
+                part.start = committed.get(tp)
+            yield _Tracked(tp, agent, part, fetched)
+        for watched in self.watched:
+            for tp in sorted(watched.assigned()):
+                part = watched.progress.setdefault(tp, PartitionProgress(moved_at=now))
+                yield _Tracked(tp, watched.name, part, watched.highwater(tp))
 
     def _agent_partitions(self) -> Iterator[tuple[TP, str]]:
         by_topic = {

@@ -32,8 +32,9 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
 
     assert bench.returncode == 0, bench.stderr[-3000:]
     results = orjson.loads(figures.read_bytes())["results"]
-    assert set(results) == {"raw", "hop", "full", "full2", "naive", "latency"}
+    assert set(results) == {"raw", "hop", "full", "full2", "naive", "rawlat", "latency"}
     for name, result in results.items():
         assert result["orders"] > 0, name
         assert result["counted"] == result["orders"], name
     assert "| worker, full pipeline, 1 process |" in bench.stdout
+    assert "worker p99 / raw aiokafka p99" in bench.stdout

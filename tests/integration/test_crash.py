@@ -10,6 +10,7 @@ import time
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -90,7 +91,7 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
 
         recoveries = []
         for victim, fraction in ((workers[0], 0.3), (workers[1], 0.6)):
-            await _wait(lambda f=fraction: settled(workers) >= ORDERS * f, timeout=300)
+            await _wait(lambda f=fraction: settled(workers) >= ORDERS * f, 300, workers)
             victim.kill()
             killed_at = time.monotonic()
             victim.start()
@@ -98,14 +99,18 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
             recoveries.append(time.monotonic() - killed_at)
 
         expected = {payout_id_for(f"{unique}-o-{n}") for n in range(ORDERS)}
-        changelog = await read_until(
-            bootstrap,
-            f"{unique}-settlement-ledger-changelog",
-            lambda v: len({k for k, _ in v}) >= ORDERS,
-            timeout=300,
-            decode=None,
-            with_keys=True,
-        )
+        try:
+            changelog = await read_until(
+                bootstrap,
+                f"{unique}-settlement-ledger-changelog",
+                lambda v: len({k for k, _ in v}) >= ORDERS,
+                timeout=300,
+                decode=None,
+                with_keys=True,
+            )
+        except AssertionError as error:
+            stuck = await asyncio.to_thread(progress, workers)
+            raise AssertionError(f"{str(error)[:300]}; workers: {stuck}") from None
         elapsed = time.monotonic() - started
         approved = await read_until(
             bootstrap, f"{unique}-payouts-approved", lambda v: len({p["payout_id"] for p in v}) >= ORDERS
@@ -149,8 +154,21 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
     )
 
 
-async def _wait(condition, timeout: float) -> None:
+def progress(workers: list[Worker]) -> dict[int, Any]:
+    """What each worker says of its agents (/stats readiness): which one stalls, with what lag."""
+    found = {}
+    for worker in workers:
+        readiness = (stats(worker.port) or {}).get("readiness", {})
+        found[worker.port] = {
+            "stalled": readiness.get("stalled"),
+            "lag": {name: agent["lag"] for name, agent in readiness.get("agents", {}).items()},
+        }
+    return found
+
+
+async def _wait(condition, timeout: float, workers: list[Worker]) -> None:
     deadline = time.monotonic() + timeout
     while not await asyncio.to_thread(condition):
-        assert time.monotonic() < deadline, "timed out"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; workers: {await asyncio.to_thread(progress, workers)}")
         await asyncio.sleep(0.2)

@@ -160,3 +160,40 @@ async def test_readiness_fails_when_the_consumer_stops_fetching_a_partition(boot
         assert done == [b"1", b"2", b"3"]
     finally:
         await app.stop()
+
+
+async def test_readiness_covers_the_batch_agents_and_fails_when_one_stops_fetching(
+    bootstrap, pipeline_settings
+):
+    # The hot stages run as batch agents with their own consumers (worker/batches.py): a consumer
+    # that stops fetching must flip readiness just like a Faust agent's.
+    pipeline = build(pipeline_settings(stall_timeout_s=2))
+    app, port, topics = pipeline.app, pipeline.app.conf.web_port, pipeline.topics
+    agent = pipeline.agents["orders-to-payouts"]
+    orders, payouts = topics.orders.get_topic_name(), topics.payouts.get_topic_name()
+    await app.start()
+    try:
+        ready = await poll(
+            port, "/readyz", lambda status, body: status == 200 and "orders-to-payouts" in body["agents"]
+        )
+        assert set(ready["agents"]) >= {"orders-to-payouts", "screening", "settlement"}
+        await produce(bootstrap, orders, [(b"s-1", order("o-1", "10.00"))])
+        await read_until(bootstrap, payouts, lambda v: len(v) >= 1)
+        lag = ("streamline_consumer_lag", (("partition", "0"), ("topic", orders)))
+        assert lag in samples((await fetch(port, "/metrics"))[1].decode())
+
+        client = agent._client  # the batch agent's own aiokafka consumer
+        client.pause(*client.assignment())
+        for n in (2, 3, 4):  # one produce request each: Tansu's end offsets count batches (README)
+            await produce(bootstrap, orders, [(b"s-1", order(f"o-{n}", "10.00"))])
+        stalled = await poll(port, "/readyz", lambda status, body: status == 503)
+        assert [s for s in stalled["stalled"] if s.startswith("orders-to-payouts ")], stalled
+        assert stalled["agents"]["orders-to-payouts"]["lag"] >= 1
+
+        client.resume(*client.assignment())
+        ready = await poll(port, "/readyz", lambda status, body: status == 200)
+        assert ready["agents"]["orders-to-payouts"]["lag"] == 0
+        delivered = await read_until(bootstrap, payouts, lambda v: len(v) >= 4)
+        assert sorted(p["order_id"] for p in delivered) == ["o-1", "o-2", "o-3", "o-4"]
+    finally:
+        await app.stop()

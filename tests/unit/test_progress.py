@@ -53,3 +53,16 @@ def test_the_sensor_records_what_agents_take_and_finish() -> None:
     sensor.on_message_out(tp, 41, None)  # type: ignore[arg-type]
     part = sensor.partitions[tp]
     assert (part.first_in, part.last_out, part.next_offset()) == (41, 41, 42)
+
+
+def test_before_the_first_message_lag_counts_from_the_committed_offset() -> None:
+    # A consumer that fetches nothing after an assignment (Faust's silent stop) shows lag, so it
+    # stalls in readiness instead of counting as caught up.
+    part = PartitionProgress(moved_at=0.0, start=137)
+    part.observe(highwater=500, now=1.0)
+    assert part.lag == 363
+    assert part.stalled(now=31.1, window=WINDOW)
+    part.first_in = 137
+    part.last_out = 499
+    part.observe(highwater=500, now=32.0)
+    assert part.lag == 0 and not part.stalled(now=32.0, window=WINDOW)

@@ -17,7 +17,7 @@ from worker.app import PipelineApp
 from worker.codec import decode_payout
 from worker.errors import InvalidRecord
 from worker.publish import Publisher
-from worker.records import Settlement
+from worker.records import Settlement, checked
 from worker.rules import Settle, settle
 from worker.topics import Topics
 
@@ -59,7 +59,8 @@ def register(
         outcome = settle(ledger.get(payout.payout_id), payout, state)
         seen[outcome.value] += 1
         if outcome is Settle.NEW:
-            ledger[payout.payout_id] = Settlement(
+            ledger[payout.payout_id] = checked(
+                Settlement,
                 payout_id=payout.payout_id,
                 seller_id=payout.seller_id,
                 state=state,

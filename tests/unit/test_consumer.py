@@ -1,0 +1,50 @@
+"""The worker's Faust consumer never commits past a message that was not acked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from faust.types import TP, Message
+
+from worker.app import create_app
+from worker.settings import Settings
+
+TP0 = TP("payouts-approved", 0)
+
+
+@pytest.fixture
+def consumer(make_settings: Callable[..., Settings]):  # type: ignore[no-untyped-def]
+    app = create_app(make_settings().with_embedded_broker("127.0.0.1:1"))
+    return app.consumer  # created, not started: no broker needed
+
+
+def acked(consumer, committed: int, offsets: list[int]) -> None:  # type: ignore[no-untyped-def]
+    consumer._committed_offset[TP0] = committed
+    consumer._acked[TP0] = list(offsets)
+    consumer._acked_index[TP0] = set(offsets)
+
+
+def test_acked_messages_right_after_the_committed_offset_are_committed(consumer) -> None:  # type: ignore[no-untyped-def]
+    acked(consumer, committed=500, offsets=[500, 501, 502, 504])
+    assert consumer._new_offset(TP0) == 503  # up to the first hole
+
+
+def test_a_single_unacked_message_at_the_committed_offset_holds_the_commit(consumer) -> None:  # type: ignore[no-untyped-def]
+    # Faust 0.15.3 would answer 503 here, committing over offset 500 which nobody processed.
+    acked(consumer, committed=500, offsets=[501, 502])
+    assert consumer._new_offset(TP0) is None
+    assert consumer._refetch == {TP0: 500}  # no stream holds it: the next fetch starts from it again
+
+
+def test_a_longer_hole_holds_the_commit_too(consumer) -> None:  # type: ignore[no-untyped-def]
+    acked(consumer, committed=500, offsets=[503, 504])
+    assert consumer._new_offset(TP0) is None
+
+
+def test_a_message_still_in_a_stream_is_waited_for_not_fetched_again(consumer) -> None:  # type: ignore[no-untyped-def]
+    in_flight = Message(TP0.topic, 0, 500, 0.0, 0, None, b"k", b"v", None, tp=TP0)
+    consumer._unacked_messages.add(in_flight)
+    acked(consumer, committed=500, offsets=[501])
+    assert consumer._new_offset(TP0) is None
+    assert consumer._refetch == {}

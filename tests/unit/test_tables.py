@@ -1,0 +1,42 @@
+"""`Written`: the decoded values a worker wrote to a table, used only while the table holds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from worker.tables import Written
+
+
+def decoder(calls: list[bytes], raw: bytes) -> Callable[[], str]:
+    def decode() -> str:
+        calls.append(raw)
+        return raw.decode()
+
+    return decode
+
+
+def test_what_was_written_is_not_decoded_again() -> None:
+    written: Written[str] = Written(size=10)
+    written.put("s-1", b"one", "decoded one")
+    calls: list[bytes] = []
+    assert written.get("s-1", b"one", decoder(calls, b"one")) == "decoded one"
+    assert calls == []
+
+
+def test_bytes_other_than_those_written_are_decoded() -> None:
+    """A recovery after a rebalance may change a key under the worker: the table wins."""
+    written: Written[str] = Written(size=10)
+    written.put("s-1", b"one", "decoded one")
+    calls: list[bytes] = []
+    assert written.get("s-1", b"two", decoder(calls, b"two")) == "two"
+    assert written.get("s-2", b"one", decoder(calls, b"one")) == "one"
+    assert calls == [b"two", b"one"]
+
+
+def test_only_the_most_recently_written_keys_are_kept() -> None:
+    written: Written[str] = Written(size=2)
+    for key in ("a", "b", "a", "c"):  # "b" is now the longest unwritten
+        written.put(key, key.encode(), key.upper())
+    calls: list[bytes] = []
+    assert [written.get(k, k.encode(), decoder(calls, k.encode())) for k in "abc"] == ["A", "b", "C"]
+    assert calls == [b"b"]
