@@ -27,11 +27,10 @@ from typing import Any, NamedTuple, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP, TopicT
 from mode import Service
 
-from worker.app import PipelineApp
+from worker.app import PipelineApp, kafka_consumer
 from worker.progress import PartitionProgress
 from worker.publish import Delivery, Outbox, Publisher
 
@@ -94,7 +93,9 @@ class BatchAgent(Service):
         return f"<BatchAgent {self.name}: {self.channel.get_topic_name()}>"
 
     async def on_start(self) -> None:
-        self._client = _kafka_consumer(self.app, group=f"{self.app.conf.id}-{self.name}")
+        self._client = kafka_consumer(
+            self.app, group=f"{self.app.conf.id}-{self.name}", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+        )
         await self._client.start()
         # Subscribing after start: the group join (seconds) goes on in the background, so the
         # worker's other agents and services start meanwhile, and every agent joins at once.
@@ -240,22 +241,3 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.agent.track(assigned)
-
-
-def _kafka_consumer(app: PipelineApp, group: str) -> AIOKafkaConsumer:
-    """A consumer configured like Faust's own (broker, credentials, group timing) in `group`."""
-    conf = app.conf
-    return AIOKafkaConsumer(
-        bootstrap_servers=server_list(conf.broker, 9092),
-        client_id=conf.broker_client_id,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset=conf.consumer_auto_offset_reset,
-        session_timeout_ms=int(conf.broker_session_timeout * 1000),
-        rebalance_timeout_ms=int(conf.broker_rebalance_timeout * 1000),
-        heartbeat_interval_ms=int(conf.broker_heartbeat_interval * 1000),
-        request_timeout_ms=int(conf.broker_request_timeout * 1000),
-        max_partition_fetch_bytes=conf.consumer_max_fetch_size,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        **credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
-    )

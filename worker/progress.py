@@ -146,7 +146,9 @@ class Progress:
         partitions = [tp for tp, _ in self._agent_partitions()]
         if partitions:
             with contextlib.suppress(Exception):  # no answer now is no evidence; the next read may have one
-                ends = await asyncio.wait_for(self.app.consumer.highwaters(*partitions), timeout)
+                faust_consumer = self.app.consumer
+                read = getattr(faust_consumer, "end_offsets", faust_consumer.highwaters)  # ListOffsets only
+                ends = await asyncio.wait_for(read(*partitions), timeout)
                 self.end_offsets.update({TP(tp.topic, tp.partition): end for tp, end in ends.items()})
         for consumer in self.watched:
             if assigned := consumer.assigned():

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     #: embedded broker: Tansu 0.6 reports the base offset of the last batch as the end, so the check
     #: fails on a correct local state.
     recovery_consistency_check: bool = True
+    #: How often consumed offsets are committed (Faust's `broker_commit_interval`, also used by the
+    #: batch agents): after a crash, what was handled since the last commit is handled again. The
+    #: crash test measured 4-6% of payouts repeated after two kills with Faust's 2.8 s, 1.1% with 0.5 s.
+    commit_interval_s: float = Field(default=0.5, gt=0, le=60)
 
     # -- The pipeline --
     app_id: str = Field(default="streamline", min_length=1)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from faust.types import TP
+
 from tests.integration.test_pipeline import order
-from tests.kafka import produce, read_until, wait_for_stats
+from tests.kafka import produce, produce_many, read_until, wait_for_stats
 
 
 async def test_redelivered_orders_settle_once_and_conflicts_are_reported(bootstrap, start_pipeline):
@@ -28,3 +30,19 @@ async def test_redelivered_orders_settle_once_and_conflicts_are_reported(bootstr
         "duplicates_collapsed": 2,
         "conflicts": 1,
     }
+
+
+async def test_table_recovery_reads_a_changelog_to_its_very_end(bootstrap, start_pipeline):
+    # Faust recovers a table up to `consumer.highwaters()`. Tansu 0.6 answers ListOffsets with the
+    # base offset of the last record batch, so a recovery stopped short of it and the ledger forgot
+    # settled payouts; the worker's consumer reads the high watermark of a fetch response too.
+    pipeline = await start_pipeline()
+    app = pipeline.app
+    changelog = app.topic(f"{app.conf.id}-recovery-probe", partitions=1, value_serializer="raw")
+    await changelog.maybe_declare()
+    name = changelog.get_topic_name()
+    await produce_many(bootstrap, name, [(b"k", b"v")] * 5)  # one batch
+    await produce_many(bootstrap, name, [(b"k", b"v")] * 7)  # and another: the end is offset 12
+    tp = TP(name, 0)
+
+    assert await app.consumer.highwaters(tp) == {tp: 12}
