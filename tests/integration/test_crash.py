@@ -1,4 +1,4 @@
-"""Three workers, 20,000 orders at 500 a second, two kill -9s mid-stream: every order settles exactly once.
+"""Three workers, 20,000 orders at 800 a second, two kill -9s mid-stream: every order settles exactly once.
 
 Run alone with `make test-crash`; part of `make test`.
 """
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 ORDERS = 20_000
 INVALID = 200
-RATE = 500  # orders a second
+RATE = 800  # orders a second
 
 
 def orders(unique: str) -> list[tuple[bytes, bytes]]:
@@ -98,7 +98,7 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
         for worker in workers:
             poll_stats(worker.port, lambda s: True, timeout=60)
         started = time.monotonic()
-        # A steady stream (about 40 s of it), so that both kills land while every stage is busy.
+        # A steady stream (about 25 s of it), so that both kills land while every stage is busy.
         producing = asyncio.create_task(produce_steadily(bootstrap, f"{unique}-orders", orders(unique)))
 
         recoveries = []
