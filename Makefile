@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 N ?= 100000
+#: Test processes (pytest-xdist): most integration tests wait on the broker (group joins), so two
+#: halve `make test` on 2 cores. Each process starts its own embedded broker.
+TEST_WORKERS ?= 2
 #: The browser the dashboard test drives (Debian's package; Playwright never downloads one).
 CHROMIUM := /usr/bin/chromium
 
@@ -35,13 +38,13 @@ run: $(STAMP) ## Run a worker; starts the embedded broker unless KAFKA_BOOTSTRAP
 	$(PY) -m worker
 
 test: lint typecheck $(CHROMIUM) ## Lint, type-check and run every test (starts its own embedded broker)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-unit: $(STAMP) ## Run the tests that need no broker
 	$(PY) -m pytest -m "not integration"
 
 test-integration: $(STAMP) ## Run the tests against the embedded broker (or KAFKA_BOOTSTRAP_SERVERS)
-	$(PY) -m pytest -m integration
+	$(PY) -m pytest -n $(TEST_WORKERS) -m integration
 
 lint: $(STAMP) ## Lint and check formatting (ruff)
 	$(VENV)/bin/ruff check worker tests bench
