@@ -13,6 +13,7 @@ import asyncio
 import signal
 import sys
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import orjson
 import uvloop
@@ -21,13 +22,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 RATE, FIXED, CENT = Decimal("0.029"), Decimal("0.30"), Decimal("0.01")
 
 
-def payout(raw: bytes) -> bytes:
-    """Decode an order, add its fee and net, encode it again."""
-    order = orjson.loads(raw)
+def with_fee(order: dict[str, Any]) -> dict[str, Any]:
+    """`order` with its fee and net added."""
     amount = Decimal(order["amount"])
     fee = (RATE * amount + FIXED).quantize(CENT, rounding=ROUND_HALF_EVEN)
     order["fee"], order["net"] = str(fee), str(amount - fee)
-    return orjson.dumps(order)
+    return order
+
+
+def payout(raw: bytes) -> bytes:
+    """Decode an order, add its fee and net, encode it again."""
+    return orjson.dumps(with_fee(orjson.loads(raw)))
 
 
 async def run(bootstrap: str, source: str, sink: str, group: str) -> None:

@@ -20,7 +20,7 @@ import orjson
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.raw_aiokafka import payout
+from bench.raw_aiokafka import with_fee
 from worker.batches import FETCH_MAX_WAIT_MS
 
 THRESHOLD = Decimal("1000.00")
@@ -53,8 +53,8 @@ async def run(bootstrap: str, orders: str, payouts: str, approved: str, review: 
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
 
-    def with_fee(raw: bytes) -> tuple[str, bytes]:
-        value = orjson.loads(payout(raw))
+    def to_payout(raw: bytes) -> tuple[str, bytes]:
+        value = with_fee(orjson.loads(raw))
         value["order_created_at"] = value["created_at"]
         return payouts, orjson.dumps(value)
 
@@ -71,7 +71,7 @@ async def run(bootstrap: str, orders: str, payouts: str, approved: str, review: 
     await second.start()
     try:
         await asyncio.gather(
-            hop(stopping, first, producer, with_fee), hop(stopping, second, producer, screened)
+            hop(stopping, first, producer, to_payout), hop(stopping, second, producer, screened)
         )
     finally:
         await first.stop()
