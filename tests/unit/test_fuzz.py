@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_codec import SEED
 from worker.codec import decode_order, encode
 from worker.errors import InvalidRecord
 from worker.records import Order
@@ -68,13 +69,5 @@ def test_near_valid_orders_decode_exactly_or_say_why(fields: dict, extra: dict) 
 
 @given(st.sampled_from(FIELDS), json_values)
 def test_a_valid_order_with_one_field_replaced_is_decided_cleanly(field: str, value: object) -> None:
-    seed = {
-        "order_id": "o-1",
-        "seller_id": "s-9",
-        "customer_id": "c-3",
-        "amount": "120.00",
-        "currency": "EUR",
-        "created_at": "2026-11-28T10:00:00Z",
-    }
-    result = outcome(orjson.dumps({**seed, field: value}))
+    result = outcome(orjson.dumps({**SEED, field: value}))
     assert isinstance(result, Order | InvalidRecord)
