@@ -33,14 +33,22 @@ def _json(raw: bytes | None) -> Any:
     return orjson.loads(raw) if raw else raw
 
 
-async def produce_many(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    """Write many (key, value) pairs in batches, in order, and wait for every ack."""
+async def produce_many(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes | None]],
+    *,
+    chunk: int = 1000,
+    every: float = 0.0,
+) -> None:
+    """Write many (key, value) pairs in chunks, in order, and wait for every ack; with `every`, one
+    chunk at most every that many seconds (a steady stream)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        for start in range(0, len(messages), 1000):
-            sent = [await producer.send(topic, value=v, key=k) for k, v in messages[start : start + 1000]]
-            await asyncio.gather(*sent)
+        for start in range(0, len(messages), chunk):
+            sent = [await producer.send(topic, value=v, key=k) for k, v in messages[start : start + chunk]]
+            await asyncio.gather(*sent, asyncio.sleep(every))
     finally:
         await producer.stop()
 

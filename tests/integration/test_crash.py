@@ -14,9 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from tests.kafka import read_until
+from tests.kafka import produce_many, read_until
 from tests.processes import Worker, poll_stats, stats
 from worker.broker import free_port
 from worker.rules import payout_id_for
@@ -50,19 +49,6 @@ def orders(unique: str) -> list[tuple[bytes, bytes]]:
     ]
     mixed = good[: ORDERS // 2] + bad + good[ORDERS // 2 :]
     return mixed
-
-
-async def produce_steadily(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    """`messages` at about RATE a second, a tenth of a second's worth at a time, every ack awaited."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        chunk = RATE // 10
-        for start in range(0, len(messages), chunk):
-            sent = [await producer.send(topic, value=v, key=k) for k, v in messages[start : start + chunk]]
-            await asyncio.gather(*sent, asyncio.sleep(0.1))
-    finally:
-        await producer.stop()
 
 
 def settled(workers: list[Worker]) -> int:
@@ -99,7 +85,8 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
             poll_stats(worker.port, lambda s: True, timeout=60)
         started = time.monotonic()
         # A steady stream (about 25 s of it), so that both kills land while every stage is busy.
-        producing = asyncio.create_task(produce_steadily(bootstrap, f"{unique}-orders", orders(unique)))
+        stream = produce_many(bootstrap, f"{unique}-orders", orders(unique), chunk=RATE // 10, every=0.1)
+        producing = asyncio.create_task(stream)
 
         recoveries = []
         for victim, fraction in ((workers[0], 0.3), (workers[1], 0.6)):
