@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from worker.errors import ConfigError
 from worker.logs import Redact, logging_config
 from worker.settings import Settings
+from worker.stores import Table
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ def create_app(settings: Settings) -> PipelineApp:
         broker_heartbeat_interval=min(3.0, session / 4),
         broker_commit_interval=settings.commit_interval_s,
         store=settings.table_store,
+        Table=Table,
         recovery_consistency_check=settings.recovery_consistency_check,
         datadir=str(settings.datadir),
         topic_partitions=settings.topic_partitions,
