@@ -233,7 +233,7 @@ def create_app(settings: Settings) -> PipelineApp:
         topic_partitions=settings.topic_partitions,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
-        web_host="127.0.0.1" if settings.web_bind in {"0.0.0.0", "127.0.0.1"} else settings.web_bind,
+        canonical_url=settings.advertised_url,  # what the other workers route review requests to
         web_stats_enabled=False,
         web_graph_enabled=False,
         consumer_auto_offset_reset="earliest",
