@@ -74,11 +74,22 @@ class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
         app = self.app
         if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
             return bool(super().ack(message))
+        self.release(message)
+        return False
+
+    def release(self, message: Message) -> None:
+        """Done with `message` without processing it: shutdown does not wait for it, and it is not
+        committed (it is fetched again, by this worker or the partition's next owner)."""
         with ack_lock:
-            message.acked = True  # done with, so shutdown does not wait for it; not committed
+            message.acked = True
             self._unacked_messages.discard(message)
             notify(self._waiting_for_ack)
-        return False
+
+    def ack_released(self, message: Message) -> bool:
+        """Acknowledge a message `release`d before (its stage has dealt with it since)."""
+        with ack_lock:
+            message.acked = False
+            return self.ack(message)
 
     def _new_offset(self, tp: TP) -> int | None:
         # Faust commits over a hole of exactly one message just after the committed offset: it holds

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
     log_format: Literal["text", "json"] = "text"
     stall_timeout_s: float = Field(default=30.0, gt=0)
+    #: An exception escaping a stage (a bug, not bad input): dead-letter the message and go on, or stop
+    #: its partition there until `python -m worker skip` (see `worker/runtime/stage.py`).
+    processing_errors: Literal["dead-letter", "stop"] = "dead-letter"
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
     tansu_bin: Path | None = None
@@ -133,7 +136,7 @@ class Settings(BaseSettings):
             return {"warning": "warn", "critical": "crit"}.get(value, value)
         return value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "processing_errors", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
