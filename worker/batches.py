@@ -32,6 +32,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError
 from faust.types import TP
 from mode import Service
 
+from worker import app as app_module
 from worker.app import PipelineApp, kafka_consumer
 from worker.progress import PartitionProgress
 from worker.publish import Delivery, Outbox, Publisher
@@ -95,13 +96,29 @@ class BatchAgent(Service):
             await self._client.stop()
 
     async def drain(self) -> None:
-        """Confirm and commit every batch handled so far; no new batch starts meanwhile."""
-        async with self._handling:
+        """Confirm and commit every batch handled so far; no new batch starts meanwhile.
+
+        Bounded (`STOP_WAIT_S`): a broker that confirms nothing meanwhile (gone, or a batch stuck on
+        its way to it) leaves the unconfirmed batches uncommitted, to be handled again by the next owner.
+        """
+        try:
+            async with asyncio.timeout(app_module.STOP_WAIT_S):
+                await self._handling.acquire()
+        except TimeoutError:
+            logger.warning("%s: a batch is still being handed to the broker: not committing it", self.name)
+            return
+        try:
             joined = asyncio.ensure_future(self._window.join())
             broken = asyncio.ensure_future(self._broken.wait())
-            await asyncio.wait([joined, broken], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [joined, broken], timeout=app_module.STOP_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+            )
             joined.cancel(), broken.cancel()
-            await self._commit()
+            if not done:
+                logger.warning("%s: the broker confirmed nothing for %ss", self.name, app_module.STOP_WAIT_S)
+            await self._commit()  # what the broker confirmed, and nothing else
+        finally:
+            self._handling.release()
 
     async def track(self, assigned: list[TopicPartition]) -> None:
         """Progress starts afresh with an assignment, from the group's committed offsets."""

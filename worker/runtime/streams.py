@@ -1,10 +1,9 @@
 """The stream engine: a stage run as a Faust agent, for stages whose tables live with their source.
 
 Faust's consumer assigns a table's partitions together with the source partitions of the agents in
-the same group, so a stage that keeps state per key runs on it. The agent takes events in batches
-(`noack_take`: nothing is acknowledged behind its back, not even when it is cancelled mid-batch);
-each event goes through the stage's `Runner`; then the batch's table writes are flushed, its outbox
-published and confirmed, and only then are its events acknowledged.
+the same group, so a stage that keeps state per key runs on it. The agent takes the events that
+have queued up; each goes through the stage's `Runner`; then the batch's table writes are flushed,
+its outbox published and confirmed, and only then are its events acknowledged.
 """
 
 from __future__ import annotations
@@ -15,16 +14,15 @@ from functools import partial
 from typing import Any
 
 from faust.streams import _current_event
-from faust.types import AgentT, AppT, EventT, Message, StreamT
+from faust.types import TP, AgentT, AppT, EventT, Message, StreamT
 
 from worker.outbox import Outbox
 from worker.publish import Publisher
 from worker.runtime.halts import Halt, Halts
 from worker.runtime.stage import Runner
 
-#: Events per batch, and how long a batch waits to fill: a bound on the latency a quiet stage adds.
+#: The most events handled, published and confirmed together.
 MAX_EVENTS = 1000
-WITHIN_S = 0.01
 
 
 def stream_agent(app: AppT, runner: Runner, publisher: Publisher, halts: Halts) -> AgentT[Any]:
@@ -32,10 +30,18 @@ def stream_agent(app: AppT, runner: Runner, publisher: Publisher, halts: Halts) 
     engine = StreamEngine(app, runner, publisher, halts)
 
     async def run(stream: StreamT[bytes]) -> None:
-        # `noack_take` is on Faust's Stream, not on its StreamT.
-        async for events in stream.noack_take(MAX_EVENTS, within=WITHIN_S):  # type: ignore[attr-defined]
-            await engine.handle(stream, events)
+        # Nothing is acknowledged behind the engine's back (`noack`), not even when the agent is
+        # cancelled mid-batch. A batch is what has queued up: one event when the stage keeps up,
+        # up to MAX_EVENTS when it falls behind.
+        queue = stream.channel.queue  # type: ignore[attr-defined]
+        batch: list[EventT[bytes]] = []
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            batch.append(event)
+            if queue.empty() or len(batch) >= MAX_EVENTS:
+                await engine.handle(stream, batch)
+                batch = []
 
+    run.__qualname__ = run.__name__ = runner.name.replace("-", "_")
     run.__doc__ = f"Stage {runner.name}."
     return app.agent(runner.stage.source, name=runner.name)(run)
 
@@ -74,10 +80,15 @@ class StreamEngine:
             Halt(self.runner.name, message, error, datetime.now(UTC), partial(self._resume, message))
         )
         consumer.release(message)  # type: ignore[attr-defined]
-        consumer.pause_partitions([message.tp])
+        consumer.pause_partitions([_tp(message)])
 
     async def _resume(self, message: Message) -> None:
         consumer = self.app.consumer
         consumer.ack_released(message)  # type: ignore[attr-defined]
-        await consumer.seek(message.tp, message.offset + 1)
-        consumer.resume_partitions([message.tp])
+        await consumer.seek(_tp(message), message.offset + 1)
+        consumer.resume_partitions([_tp(message)])
+
+
+def _tp(message: Message) -> TP:
+    # A message's `tp` is aiokafka's TopicPartition; Faust's resume_partitions asserts its own TP.
+    return TP(message.topic, message.partition)
