@@ -24,7 +24,7 @@ from mode.utils.futures import notify
 from pydantic import SecretStr
 
 from worker.errors import ConfigError
-from worker.logs import Redact, logging_config
+from worker.logs import Printable, Redact, logging_config
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class _Worker(faust.Worker):
         app = self.app
         assert isinstance(app, PipelineApp)
         for handler in logger.handlers:
+            handler.addFilter(Printable())  # message data escaped first, then secrets masked
             handler.addFilter(Redact(app.secrets))
 
 

@@ -13,12 +13,15 @@ import getpass
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import click
 from faust.cli import AppCommand, argument, option
 
 from worker.app import PipelineApp
+from worker.logs import printable
+from worker.rules import is_payout_id
 from worker.settings import Settings
 
 TIMEOUT_S = 30.0
@@ -41,7 +44,7 @@ def register(app: PipelineApp, settings: Settings) -> None:
             click.echo(await run_review_command(settings, action, payout_id, options))
         except click.ClickException as error:
             # One line and an exit code, not the traceback Faust's worker logs for other exceptions.
-            click.echo(f"reviews: {error.format_message()}", err=True)
+            click.echo(error_line(error.format_message()), err=True)
             raise SystemExit(error.exit_code) from None
 
 
@@ -56,7 +59,12 @@ async def run_review_command(
     status, answer = await call(options["url"], token, method, path, body)
     if status >= 400:
         raise click.ClickException(f"HTTP {status}: {answer.get('error', answer)}")
-    return listing(answer) if action == "list" else f"{payout_id}: {answer['status']}"
+    return listing(answer) if action == "list" else f"{payout_id}: {printable(str(answer['status']))}"
+
+
+def error_line(message: str) -> str:
+    """The one line a failed command prints: what the worker said may carry data, so it is escaped."""
+    return f"reviews: {printable(message)}"
 
 
 def request_for(action: str, payout_id: str | None, options: Mapping[str, Any]) -> tuple[str, str, Any]:
@@ -65,9 +73,11 @@ def request_for(action: str, payout_id: str | None, options: Mapping[str, Any]) 
         return "GET", f"/reviews?limit={options['limit']}", None
     if not payout_id or not options.get("reason"):
         raise click.UsageError(f"usage: reviews {action} PAYOUT_ID --reason TEXT [--reviewer NAME]")
+    if not is_payout_id(payout_id):
+        raise click.UsageError(f"not a payout id (po-<uuid>): {payout_id!r:.80}")
     return (
         "POST",
-        f"/reviews/{payout_id}/{action}",
+        f"/reviews/{quote(payout_id, safe='')}/{action}",
         {"reviewer": options["reviewer"], "reason": options["reason"]},
     )
 
@@ -87,11 +97,11 @@ async def call(url: str, token: str, method: str, path: str, body: Any) -> tuple
 
 
 def listing(page: Mapping[str, Any], now: datetime | None = None) -> str:
-    """The pending payouts as aligned text, longest waiting first."""
+    """The pending payouts as aligned text, longest waiting first; control characters escaped."""
     now = now or datetime.now(UTC)
     lines = [f"{page['total']} payout(s) waiting for review"]
     for review in page["reviews"]:
-        payout = review["payout"]
+        payout = {name: printable(str(value)) for name, value in review["payout"].items()}
         waited = now - datetime.fromisoformat(review["held_at"])
         overdue = "  OVERDUE" if review.get("escalated_at") else ""
         lines.append(

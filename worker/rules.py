@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,8 @@ CENT = Decimal("0.01")
 #: Fixed namespace so that the same order id gives the same payout id on every worker, forever.
 PAYOUT_NAMESPACE = uuid.UUID("6f1c7a52-3f0e-4d57-9a51-0d7b2f6c8e11")
 _NAMESPACE_BYTES = PAYOUT_NAMESPACE.bytes
+#: What `payout_id_for` returns, and nothing else.
+_PAYOUT_ID = re.compile(r"po-[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ def payout_id_for(order_id: str) -> str:
     h = hashlib.sha1(_NAMESPACE_BYTES + order_id.encode()).hexdigest()
     variant = "89ab"[int(h[16], 16) & 0x3]  # RFC 4122 variant bits over the hash's
     return f"po-{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
+def is_payout_id(text: str) -> bool:
+    """True when `text` has the shape of a payout id this pipeline derives."""
+    return _PAYOUT_ID.fullmatch(text) is not None
 
 
 def payout_for(order: Order, schedule: FeeSchedule, *, now: datetime) -> Payout:

@@ -8,7 +8,8 @@ import click
 import pytest
 from pydantic import SecretStr
 
-from worker.cli import duration, listing, request_for
+from worker.cli import duration, error_line, listing, request_for
+from worker.rules import payout_id_for
 from worker.web.auth import denial
 from worker.web.listing import paging
 
@@ -53,18 +54,39 @@ def test_bad_paging_is_refused(query) -> None:
         paging(query)
 
 
+PAYOUT_ID = payout_id_for("o-1")
+
+
 def test_the_command_line_becomes_the_api_request() -> None:
     options = {"limit": 20, "reviewer": "alice", "reason": "known seller"}
     assert request_for("list", None, options) == ("GET", "/reviews?limit=20", None)
-    assert request_for("reject", "po-1", options) == (
+    assert request_for("reject", PAYOUT_ID, options) == (
         "POST",
-        "/reviews/po-1/reject",
+        f"/reviews/{PAYOUT_ID}/reject",
         {"reviewer": "alice", "reason": "known seller"},
     )
     with pytest.raises(click.UsageError):
-        request_for("approve", "po-1", {**options, "reason": None})
+        request_for("approve", PAYOUT_ID, {**options, "reason": None})
     with pytest.raises(click.UsageError):
         request_for("approve", None, options)
+
+
+@pytest.mark.parametrize(
+    "payout_id",
+    [
+        f"{PAYOUT_ID}/reject?x=",  # approving this rejected the payout
+        f"{PAYOUT_ID}/reject#",
+        f"../{PAYOUT_ID}",
+        f"{PAYOUT_ID}%2Freject",
+        f"{PAYOUT_ID}\n",
+        PAYOUT_ID.upper(),
+        "po-1",
+        "",
+    ],
+)
+def test_the_command_line_refuses_anything_that_is_not_a_payout_id(payout_id: str) -> None:
+    with pytest.raises(click.UsageError, match="not a payout id|usage"):
+        request_for("approve", payout_id, {"reviewer": "alice", "reason": "ok"})
 
 
 def test_the_listing_reads_well() -> None:
@@ -82,3 +104,17 @@ def test_the_listing_reads_well() -> None:
     assert text.splitlines()[0] == "1 payout(s) waiting for review"
     assert "po-1" in text and "1500.00 EUR" in text and "1 d 2 h" in text and "OVERDUE" in text
     assert [duration(s) for s in (5, 600, 3 * 3600 + 300)] == ["5 s", "10 min", "3 h 5 min"]
+
+
+def test_the_listing_shows_control_characters_escaped() -> None:
+    payout = {"payout_id": "po-1", "seller_id": "s-\x1b[2J\x1b[31m\nFAKE", "net": "1.00\r", "currency": "EUR"}
+    page = {"total": 1, "reviews": [{"payout": payout, "held_at": "2026-11-28T10:00:00Z"}]}
+    text = listing(page, now=datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC))
+    assert len(text.splitlines()) == 2 and "\x1b" not in text and "\r" not in text
+    assert "s-\\x1b[2J\\x1b[31m\\nFAKE" in text
+
+
+def test_an_error_from_the_worker_is_printed_on_one_line_escaped() -> None:
+    assert error_line("HTTP 404: no payout po-x\x1b]0;owned\x07\n waiting") == (
+        "reviews: HTTP 404: no payout po-x\\x1b]0;owned\\x07\\n waiting"
+    )
