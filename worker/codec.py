@@ -38,6 +38,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 DECISIONS = ("approve", "reject")
 #: Longest reviewer name or reason kept in the audit record.
 MAX_REVIEW_TEXT = 2000
+#: What a reviewer's request body may hold.
+REQUEST_FIELDS = ("reviewer", "reason")
 #: The largest dead letter `decode_dead_letter` reads (a payload of 512 KiB, base64, and the rest).
 MAX_DEAD_LETTER_BYTES = 1024 * 1024
 
@@ -96,8 +98,14 @@ def decode_decision(raw: bytes | None) -> ReviewDecision:
 def decode_decision_request(
     raw: bytes | None, *, payout_id: str, decision: str, now: datetime
 ) -> ReviewDecision:
-    """The decision a reviewer posts as `{"reviewer": ..., "reason": ...}`, or InvalidRecord."""
-    return _decision(f.json_object(raw), payout_id, decision, now)
+    """The decision a reviewer posts as `{"reviewer": ..., "reason": ...}`, or InvalidRecord.
+
+    Any other field is refused: a request body is not a topic whose producers evolve first, and a
+    field the API ignores (`"decision"`, `"payout_id"`) would only mislead its sender.
+    """
+    fields = f.json_object(raw)
+    _only(fields, REQUEST_FIELDS)
+    return _decision(fields, payout_id, decision, now)
 
 
 def decode_dead_letter(raw: bytes | None) -> DeadLetter:
@@ -202,6 +210,13 @@ _STATES: dict[type[faust.Record], Callable[[Mapping[str, Any]], faust.Record]] =
     ReviewedPayout: _reviewed,
     SellerHistory: _history,
 }
+
+
+def _only(fields: Mapping[str, Any], allowed: Collection[str]) -> None:
+    unknown = sorted(name for name in fields if name not in allowed)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise InvalidRecord("unknown_field", f"only {', '.join(allowed)} may be sent, not {names:.100}")
 
 
 def _verdict(fields: Mapping[str, Any]) -> str:

@@ -162,15 +162,41 @@ def test_a_bad_decision_request_says_what_is_wrong(body: bytes, reason: str) -> 
     assert caught.value.reason == reason
 
 
-def test_a_decision_request_cannot_smuggle_another_payout_or_verdict() -> None:
-    body = b'{"reviewer": " alice ", "reason": "ok", "payout_id": "po-other", "decision": "reject"}'
-    made = decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+def test_a_decision_request_takes_its_payout_verdict_and_time_from_the_route_and_the_clock() -> None:
+    made = decode_decision_request(
+        b'{"reviewer": " alice ", "reason": "ok"}', payout_id="po-1", decision="approve", now=NOW
+    )
     assert (made.payout_id, made.decision, made.reviewer, made.decided_at) == (
         "po-1",
         "approve",
         "alice",
         NOW,
     )
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"reviewer": "alice", "reason": "ok", "payout_id": "po-other", "decision": "reject"}',
+        b'{"reviewer": "alice", "reason": "ok", "x": ' + nested(254) + b"}",  # a 500 when re-encoded
+        b'{"reviewer": "alice", "reason": "ok", "x": ' + nested(2000) + b"}",
+    ],
+)
+def test_a_decision_request_with_anything_else_in_it_is_refused(body: bytes) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+    assert caught.value.reason in {"unknown_field", "invalid_json"}
+
+
+def test_a_reason_nested_deep_is_the_wrong_type() -> None:
+    body = b'{"reviewer": "alice", "reason": ' + nested(254) + b"}"
+    with pytest.raises(InvalidRecord) as caught:
+        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+    assert caught.value.reason == "wrong_type"
 
 
 def test_table_state_round_trips_and_garbage_is_an_invalid_record() -> None:
