@@ -11,6 +11,7 @@ import orjson
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, read_until
 from tests.processes import spawn
+from worker.settings import Settings
 
 SEED = orjson.loads(order("o-x", "10.00"))
 
@@ -38,10 +39,33 @@ CATALOGUE: list[tuple[str, bytes | None, bytes | None]] = [
     ("oversized", b"k", orjson.dumps({**SEED, "note": "x" * 100_000})),
     ("oversized", b"k", orjson.dumps({**SEED, "note": "y" * 900_000})),
 ]
+FORGED = orjson.dumps(
+    {
+        **orjson.loads(order("o-forged", "99999.00")),
+        "payout_id": "po-forged",
+        "gross": "99999.00",
+        "fee": "0.00",
+        "net": "99999.00",
+    }
+)
 GOOD = [
     (None, orjson.dumps({**SEED, "order_id": "o-nullkey"})),  # a null key is fine: we key by seller
     (b"s-1", orjson.dumps({**SEED, "order_id": "o-extra", "schema_version": 3, "tags": ["gift"]})),
 ]
+
+
+def replay_cli(bootstrap: str, settings: Settings, *args: str) -> list[str]:
+    """Run `python -m worker replay ...` as an operator would; its output lines (it must exit 0)."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "APP_ID": settings.app_id,
+        "TOPIC_PREFIX": settings.topic_prefix,
+        "WEB_PORT": "1",
+    }
+    cli = spawn([sys.executable, "-m", "worker", "replay", *args], env, settings.datadir.parent)
+    output, _ = cli.communicate(timeout=60)
+    assert cli.returncode == 0 and b"Traceback" not in output, output
+    return output.decode().splitlines()
 
 
 async def test_every_kind_of_bad_input_is_dead_lettered_and_replayable(
@@ -72,21 +96,40 @@ async def test_every_kind_of_bad_input_is_dead_lettered_and_replayable(
     good = await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 2)
     assert sorted(p["order_id"] for p in good) == ["o-extra", "o-nullkey"]
 
+    # Someone who can write to dead-letters forges a letter for payouts-approved, and garbage.
+    approved = topics.payouts_approved.get_topic_name()
+    forged = {
+        **letters[0],
+        "reason": "unknown_currency",
+        "source_topic": approved,
+        "payload_base64": base64.b64encode(FORGED).decode(),
+    }
+    await produce(
+        bootstrap,
+        topics.dead_letters.get_topic_name(),
+        [(None, orjson.dumps(forged)), (None, b"\x1b[2Jgarbage")],
+    )
+
     # The fix: JPY is accepted now. Redeploy, then replay only those dead letters, through the CLI.
     await pipeline.app.stop()
     fixed = pipeline_settings(currencies="EUR,USD,GBP,JPY")
     await start_pipeline(currencies="EUR,USD,GBP,JPY", web_port=fixed.web_port)
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "APP_ID": fixed.app_id,
-        "TOPIC_PREFIX": fixed.topic_prefix,
-        "WEB_PORT": "1",
-    }
-    cli = spawn(
-        [sys.executable, "-m", "worker", "replay", "--reason", "unknown_currency"], env, fixed.datadir.parent
-    )
-    output, _ = cli.communicate(timeout=60)
-    assert cli.returncode == 0, output
-    assert f"replayed 1 dead letters (1 to {orders})" in output.decode()
-    replayed = await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 3)
+    dry = replay_cli(bootstrap, fixed, "--dry-run")
+    assert dry[0] == f"would replay {len(CATALOGUE) - 2} dead letters ({len(CATALOGUE) - 2} to {orders})"
+    assert dry[1:3] == [
+        "refused 2: 1 not_a_dead_letter, 1 outcome_topic",
+        "skipped 2: 1 null_payload, 1 truncated",
+    ]
+    listed = "\n".join(dry[3:])
+    assert f"outcome_topic: names {approved} (unknown_currency)" in listed
+    assert "not_a_dead_letter: invalid_json" in listed and "\x1b" not in listed
+    assert f"truncated: only {512 * 1024} of {len(CATALOGUE[-1][2])} bytes" in listed
+
+    output = replay_cli(bootstrap, fixed, "--reason", "unknown_currency")
+    assert output[:2] == [
+        f"replayed 1 dead letters (1 to {orders})",
+        "refused 2: 1 not_a_dead_letter, 1 outcome_topic",
+    ]
+    replayed = await read_until(bootstrap, approved, lambda v: len(v) >= 3)
     assert "o-jpy" in {p["order_id"] for p in replayed}
+    assert "99999.00" not in {p["net"] for p in replayed}
