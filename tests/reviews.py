@@ -40,7 +40,7 @@ async def hold(
     await produce(
         bootstrap, orders, [(b"s-1", big_order(o, seller=f"s-{n}")) for n, o in enumerate(order_ids)]
     )
-    payout_ids = [payout_id_for(order_id) for order_id in order_ids]
+    payout_ids = [payout_id_for(f"s-{n}", order_id) for n, order_id in enumerate(order_ids)]
     await until(lambda: pending_ids(port or web_port(pipeline)), lambda ids: set(payout_ids) <= set(ids))
     return payout_ids
 

@@ -126,7 +126,7 @@ async def test_a_held_payout_comes_with_its_sellers_recent_approved_payouts(boot
         # The history is written in batches (about a second): hold big payouts until one shows it.
         order_id = f"o-big-{next(attempts)}"
         await produce(bootstrap, orders, [(b"s-h", big_order(order_id, seller="s-h"))])
-        payout_id = payout_id_for(order_id)
+        payout_id = payout_id_for("s-h", order_id)
         await until(lambda: call(port, "GET", f"/reviews/{payout_id}"), lambda answer: answer[0] == 200)
         return (await call(port, "GET", f"/reviews/{payout_id}"))[1]["review"]["history"]
 

@@ -147,7 +147,8 @@ def test_any_json_in_any_field_is_decoded_or_refused_with_a_reason(
     record = replaced(seed, data.draw(st.sampled_from(paths)), value)
     result = outcome(decoder, wire(record))
     if not isinstance(result, InvalidRecord):  # accepted: it survives a round trip unchanged
-        assert decoder(encode(result)) == result
+        again = decode_decision if name == "decision request" else decoder  # a request is not a record
+        assert again(encode(result)) == result
 
 
 @pytest.mark.parametrize("name", [name for name, (_, _, times) in DECODERS.items() if times])

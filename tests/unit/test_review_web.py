@@ -69,7 +69,7 @@ def test_bad_paging_is_refused(query) -> None:
         paging(query)
 
 
-PAYOUT_ID = payout_id_for("o-1")
+PAYOUT_ID = payout_id_for("s-1", "o-1")
 
 
 def test_the_command_line_becomes_the_api_request() -> None:

@@ -5,6 +5,10 @@ review-intake     payouts-review (keyed by seller) -> <app_id>-held-reviews (key
 review-hold       <app_id>-held-reviews -> the pending-reviews table
 review-decisions  review-decisions -> apply the decision -> payouts-approved | payouts-rejected
 
+A payout that arrives again with other content than the one held or decided under its id, and a
+decision that differs from the one applied, are dead-lettered as `conflicting_duplicate`; the same
+content again changes nothing (counted on /stats, `reviews.holds` and `reviews.decisions`).
+
 Why the hop through `held-reviews`: see `worker/tables.py`.
 """
 
@@ -21,7 +25,7 @@ from worker.codec import decode_decision, decode_payout, decode_state
 from worker.errors import InvalidRecord
 from worker.publish import Publisher
 from worker.records import PendingReview, ReviewDecision
-from worker.review import Outcome, apply_decision, is_new, new_review
+from worker.review import Hold, Outcome, apply_decision, hold_payout, new_review
 from worker.tables import ReviewTables
 from worker.topics import Topics
 
@@ -54,10 +58,7 @@ def register(
             except InvalidRecord as error:
                 await publisher.reject(event, error)
                 continue
-            payout_id = review.payout.payout_id
-            if is_new(tables.review(payout_id), tables.decision(payout_id)):
-                tables.keep(review)
-                logger.info("payout waiting for review: payout_id=%s", payout_id)
+            await keep(event, review)
 
     @app.agent(topics.review_decisions, name="review-decisions")
     async def decisions(stream: StreamT[bytes]) -> None:
@@ -71,7 +72,18 @@ def register(
             if event.message.partition != tables.partition_of(decision.payout_id):
                 await misplaced(event, decision)
                 continue
-            await apply(decision, origin=f"{event.message.topic}[{event.message.partition}]")
+            await apply(event, decision)
+
+    async def keep(event: EventT[bytes], review: PendingReview) -> None:
+        payout_id = review.payout.payout_id
+        held = hold_payout(tables.review(payout_id), tables.decided_review(payout_id), review.payout)
+        tables.holds[held.value] += 1
+        if held is Hold.NEW:
+            tables.keep(review)
+            logger.info("payout waiting for review: payout_id=%s", payout_id)
+        elif held is Hold.CONFLICT:
+            detail = f"payout {payout_id} is already held or decided with other content"
+            await publisher.reject(event, InvalidRecord("conflicting_duplicate", detail))
 
     async def misplaced(event: EventT[bytes], decision: ReviewDecision) -> None:
         # A producer with another partitioner (librdkafka's default is crc32): send it on to the
@@ -79,15 +91,18 @@ def register(
         logger.warning("decision on the wrong partition, forwarded: payout_id=%s", decision.payout_id)
         await publisher.send(topics.review_decisions, event.value, key=decision.payout_id)
 
-    async def apply(decision: ReviewDecision, origin: str) -> None:
-        payout_id = decision.payout_id
+    async def apply(event: EventT[bytes], decision: ReviewDecision) -> None:
+        payout_id, origin = decision.payout_id, f"{event.message.topic}[{event.message.partition}]"
         applied = apply_decision(tables.review(payout_id), tables.decision(payout_id), decision)
         tables.outcomes[applied.outcome.value] += 1
         level = logging.INFO if applied.outcome.applied else logging.WARNING
         logger.log(level, "decision %s: payout_id=%s from %s", applied.outcome.value, payout_id, origin)
+        if applied.outcome is Outcome.CONFLICT:
+            detail = f"payout {payout_id} was decided already, differently"
+            await publisher.reject(event, InvalidRecord("conflicting_duplicate", detail))
         if applied.payout is None:
             return
-        tables.record(decision)
+        tables.record(applied.payout)
         # The record is on the broker before the payout moves: a redelivered decision finds it.
         await app.producer.flush()
         destination = (
