@@ -96,16 +96,21 @@ def decode_decision(raw: bytes | None) -> ReviewDecision:
 
 
 def decode_decision_request(
-    raw: bytes | None, *, payout_id: str, decision: str, now: datetime
+    raw: bytes | None, *, payout_id: str, decision: str, reviewer: str, now: datetime
 ) -> ReviewDecision:
-    """The decision a reviewer posts as `{"reviewer": ..., "reason": ...}`, or InvalidRecord.
+    """The decision `reviewer` (whom the request's token names) posts as `{"reason": ...}`.
 
-    Any other field is refused: a request body is not a topic whose producers evolve first, and a
-    field the API ignores (`"decision"`, `"payout_id"`) would only mislead its sender.
+    The audit record names whoever holds the token: a body may repeat that name, and any other is
+    refused (`reviewer_mismatch`). Any other field is refused too (`unknown_field`): a request body is
+    not a topic whose producers evolve first, and a field the API ignored (`"decision"`) would only
+    mislead its sender.
     """
     fields = f.json_object(raw)
     _only(fields, REQUEST_FIELDS)
-    return _decision(fields, payout_id, decision, now)
+    claimed = fields.get("reviewer")
+    if claimed is not None and (not isinstance(claimed, str) or claimed.strip() != reviewer):
+        raise InvalidRecord("reviewer_mismatch", f"this token is {reviewer}'s: leave reviewer out")
+    return _decision({"reason": fields.get("reason"), "reviewer": reviewer}, payout_id, decision, now)
 
 
 def decode_dead_letter(raw: bytes | None) -> DeadLetter:

@@ -9,10 +9,10 @@ from decimal import Decimal
 import orjson
 
 from tests.kafka import produce, read_until
-from tests.reviews import TOKEN, big_order, decide, pending_ids, stats, until, web_port
+from tests.reviews import SHARED, big_order, decide, pending_ids, stats, until, web_port
 from worker.rules import payout_id_for
 
-REVIEW = {"review_api_token": TOKEN, "review_threshold": Decimal("500.00")}
+REVIEW = {**SHARED, "review_threshold": Decimal("500.00")}
 
 
 def conflicts(letters: list[dict]) -> list[dict]:

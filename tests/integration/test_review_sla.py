@@ -6,14 +6,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 from tests.kafka import read_until
-from tests.reviews import TOKEN, hold, stats, until, web_port
+from tests.reviews import SHARED, hold, stats, until, web_port
 
 SLA = timedelta(seconds=2)
 
 
 async def test_an_overdue_review_is_escalated_once_even_after_a_restart(bootstrap, start_pipeline):
     settings = {
-        "review_api_token": TOKEN,
+        **SHARED,
         "review_threshold": Decimal("500.00"),
         "review_sla": SLA,
         # Tansu keeps the stopped worker in the group until its session expires, and the restarted

@@ -76,7 +76,9 @@ DECODERS: dict[str, tuple[Callable[[bytes | None], Any], dict[str, Any], list[tu
     "payout": (decode_payout, PAYOUT, [("created_at",), ("order_created_at",)]),
     "decision": (decode_decision, DECISION, [("decided_at",)]),
     "decision request": (
-        lambda raw: decode_decision_request(raw, payout_id="po-1", decision="reject", now=NOW),
+        lambda raw: decode_decision_request(
+            raw, payout_id="po-1", decision="reject", reviewer="alice", now=NOW
+        ),
         {"reviewer": "alice", "reason": "stolen card"},
         [],
     ),

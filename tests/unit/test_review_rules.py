@@ -176,19 +176,19 @@ def test_decisions_round_trip_and_bad_ones_have_reasons() -> None:
         (b'{"reviewer": "alice"}', "missing_field"),
         (b'{"reviewer": "alice", "reason": "  "}', "missing_field"),
         (b'{"reviewer": "alice", "reason": 7}', "wrong_type"),
-        (b'{"reason": "ok"}', "missing_field"),
+        (b'{"reviewer": "bob", "reason": "ok"}', "reviewer_mismatch"),
         (orjson.dumps({"reviewer": "alice", "reason": "x" * 5000}), "text_too_long"),
     ],
 )
 def test_a_bad_decision_request_says_what_is_wrong(body: bytes, reason: str) -> None:
     with pytest.raises(InvalidRecord) as caught:
-        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+        decode_decision_request(body, payout_id="po-1", decision="approve", reviewer="alice", now=NOW)
     assert caught.value.reason == reason
 
 
 def test_a_decision_request_takes_its_payout_verdict_and_time_from_the_route_and_the_clock() -> None:
     made = decode_decision_request(
-        b'{"reviewer": " alice ", "reason": "ok"}', payout_id="po-1", decision="approve", now=NOW
+        b'{"reason": "ok"}', payout_id="po-1", decision="approve", reviewer="alice", now=NOW
     )
     assert (made.payout_id, made.decision, made.reviewer, made.decided_at) == (
         "po-1",
@@ -212,14 +212,14 @@ def nested(depth: int) -> bytes:
 )
 def test_a_decision_request_with_anything_else_in_it_is_refused(body: bytes) -> None:
     with pytest.raises(InvalidRecord) as caught:
-        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+        decode_decision_request(body, payout_id="po-1", decision="approve", reviewer="alice", now=NOW)
     assert caught.value.reason in {"unknown_field", "invalid_json"}
 
 
 def test_a_reason_nested_deep_is_the_wrong_type() -> None:
     body = b'{"reviewer": "alice", "reason": ' + nested(254) + b"}"
     with pytest.raises(InvalidRecord) as caught:
-        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+        decode_decision_request(body, payout_id="po-1", decision="approve", reviewer="alice", now=NOW)
     assert caught.value.reason == "wrong_type"
 
 

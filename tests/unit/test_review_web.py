@@ -9,11 +9,13 @@ import pytest
 from pydantic import SecretStr
 
 from worker.cli import duration, error_line, listing, request_for
+from worker.reviewers import Reviewers
 from worker.rules import payout_id_for
-from worker.web.auth import denial
+from worker.web.auth import reviewer_for
 from worker.web.listing import paging
 
 TOKEN = SecretStr("tok-s3cret")
+SHARED = Reviewers(None, TOKEN, "alice")
 
 
 @pytest.mark.parametrize(
@@ -28,16 +30,16 @@ TOKEN = SecretStr("tok-s3cret")
     ],
 )
 def test_a_missing_or_wrong_token_is_refused(headers, status) -> None:
-    refused = denial(headers, TOKEN)
-    assert refused is not None and refused[0] == status
+    refused = reviewer_for(headers, SHARED)
+    assert isinstance(refused, tuple) and refused[0] == status
     assert "tok-s3cret" not in refused[1]
 
 
-def test_the_right_token_passes_and_no_token_configured_closes_the_api() -> None:
-    assert denial({"Authorization": "Bearer tok-s3cret"}, TOKEN) is None
-    assert denial({"Authorization": "bearer  tok-s3cret "}, TOKEN) is None
-    refused = denial({"Authorization": "Bearer anything"}, SecretStr(""))
-    assert refused is not None and refused[0] == 503 and "REVIEW_API_TOKEN" in refused[1]
+def test_the_right_token_names_its_reviewer_and_no_reviewer_set_up_closes_the_api() -> None:
+    assert reviewer_for({"Authorization": "Bearer tok-s3cret"}, SHARED) == "alice"
+    assert reviewer_for({"Authorization": "bearer  tok-s3cret "}, SHARED) == "alice"
+    refused = reviewer_for({"Authorization": "Bearer anything"}, Reviewers(None, SecretStr("")))
+    assert isinstance(refused, tuple) and refused[0] == 503 and "REVIEW_API_TOKEN" in refused[1]
 
 
 @pytest.mark.parametrize(
@@ -73,12 +75,12 @@ PAYOUT_ID = payout_id_for("s-1", "o-1")
 
 
 def test_the_command_line_becomes_the_api_request() -> None:
-    options = {"limit": 20, "reviewer": "alice", "reason": "known seller"}
+    options = {"limit": 20, "reason": "known seller"}
     assert request_for("list", None, options) == ("GET", "/reviews?limit=20", None)
     assert request_for("reject", PAYOUT_ID, options) == (
         "POST",
         f"/reviews/{PAYOUT_ID}/reject",
-        {"reviewer": "alice", "reason": "known seller"},
+        {"reason": "known seller"},
     )
     with pytest.raises(click.UsageError):
         request_for("approve", PAYOUT_ID, {**options, "reason": None})
@@ -101,7 +103,7 @@ def test_the_command_line_becomes_the_api_request() -> None:
 )
 def test_the_command_line_refuses_anything_that_is_not_a_payout_id(payout_id: str) -> None:
     with pytest.raises(click.UsageError, match="not a payout id|usage"):
-        request_for("approve", payout_id, {"reviewer": "alice", "reason": "ok"})
+        request_for("approve", payout_id, {"reason": "ok"})
 
 
 def test_the_listing_reads_well() -> None:
