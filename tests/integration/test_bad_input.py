@@ -1,16 +1,26 @@
 """Everything a real producer can send to `orders`: each bad message lands in `dead-letters` with its
-origin and reason, the worker keeps going, and `replay` sends them back after a fix."""
+origin and reason, the worker keeps going, and `replay` sends them back after a fix (and only to an
+input topic). Poison orders and decisions leave two workers running; message data cannot forge or
+colour a log line."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import orjson
 
 from tests.integration.test_pipeline import order
+from tests.integration.test_worker_output import stop, worker_env
 from tests.kafka import produce, read_until
-from tests.processes import spawn
+from tests.processes import poll_json, spawn
+from tests.reviews import SHARED, hold
+from worker.batches import BatchAgent
+from worker.broker import free_port
 from worker.settings import Settings
 
 SEED = orjson.loads(order("o-x", "10.00"))
@@ -28,12 +38,21 @@ CATALOGUE: list[tuple[str, bytes | None, bytes | None]] = [
     ("wrong_type", b"k", orjson.dumps({**SEED, "seller_id": ["s-1"]})),
     ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "NaN"})),
     ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "-Infinity"})),
+    # Decimal() reads these; other services read them differently (parseFloat("1_000.00") is 1).
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "1_000.00"})),
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "+12.50"})),
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": " 12.50 "})),
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "1.25e1"})),
+    ("invalid_amount", b"k", orjson.dumps({**SEED, "amount": "\u0661\u0662.50"})),
     ("non_positive_amount", b"k", orjson.dumps({**SEED, "amount": "-10.00"})),
     ("non_positive_amount", b"k", orjson.dumps({**SEED, "amount": "0.00"})),
     ("amount_too_large", b"k", orjson.dumps({**SEED, "amount": "99999999999999999999.00"})),
     ("too_many_decimals", b"k", orjson.dumps({**SEED, "amount": "10.001"})),
     ("unknown_currency", b"k", orjson.dumps({**SEED, "order_id": "o-jpy", "currency": "JPY"})),
     ("invalid_timestamp", b"k", orjson.dumps({**SEED, "created_at": "28/11/2026"})),
+    # Valid ISO-8601 that UTC cannot hold: each of these stopped every worker (OverflowError).
+    ("invalid_timestamp", b"k", orjson.dumps({**SEED, "created_at": "0001-01-01T00:00:00+01:00"})),
+    ("invalid_timestamp", b"k", orjson.dumps({**SEED, "created_at": "9999-12-31T23:59:59-01:00"})),
     ("future_timestamp", b"k", orjson.dumps({**SEED, "created_at": "2999-01-01T00:00:00Z"})),
     ("fee_exceeds_amount", b"k", orjson.dumps({**SEED, "amount": "0.25"})),
     ("oversized", b"k", orjson.dumps({**SEED, "note": "x" * 100_000})),
@@ -133,3 +152,77 @@ async def test_every_kind_of_bad_input_is_dead_lettered_and_replayable(
     replayed = await read_until(bootstrap, approved, lambda v: len(v) >= 3)
     assert "o-jpy" in {p["order_id"] for p in replayed}
     assert "99999.00" not in {p["net"] for p in replayed}
+
+
+POISON_TIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+
+
+async def test_poison_orders_and_decisions_are_dead_lettered_and_two_workers_keep_going(
+    bootstrap, start_pipeline
+):
+    settings = {**SHARED, "review_threshold": Decimal("500.00")}
+    one, two = await start_pipeline(**settings), await start_pipeline(**settings)
+    topics = one.topics
+    [held] = await hold(bootstrap, one, ["o-held"])
+    poison_orders = [
+        (
+            f"s-{n}".encode(),
+            orjson.dumps({**SEED, "order_id": f"o-poison-{n}", "seller_id": f"s-{n}", "created_at": at}),
+        )
+        for n, at in enumerate(POISON_TIMES * 3)  # over several sellers: both workers get some
+    ]
+    forged = {"payout_id": held, "decision": "approve", "reviewer": "mallory", "reason": "x"}
+    poison_decisions = [(held.encode(), orjson.dumps({**forged, "decided_at": at})) for at in POISON_TIMES]
+    await produce(bootstrap, topics.orders.get_topic_name(), poison_orders)
+    await produce(bootstrap, topics.review_decisions.get_topic_name(), poison_decisions)
+
+    # Then good input: orders of a dozen sellers (every partition), and a real decision.
+    good = [(f"s-{n}".encode(), order(f"o-good-{n}", "10.00", seller=f"s-{n}")) for n in range(12)]
+    decision = {**forged, "reviewer": "risk-service", "decided_at": datetime.now(UTC).isoformat()}
+    await produce(bootstrap, topics.orders.get_topic_name(), good)
+    await produce(
+        bootstrap, topics.review_decisions.get_topic_name(), [(held.encode(), orjson.dumps(decision))]
+    )
+
+    letters = await read_until(bootstrap, topics.dead_letters.get_topic_name(), lambda v: len(v) >= 8)
+    where = sorted((letter["source_topic"], letter["reason"]) for letter in letters)
+    assert where == sorted(
+        [(topics.orders.get_topic_name(), "invalid_timestamp")] * 6
+        + [(topics.review_decisions.get_topic_name(), "invalid_timestamp")] * 2
+    )
+    assert all("UTC" in letter["detail"] for letter in letters)
+    done = await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 13)
+    assert {p["order_id"] for p in done} == {f"o-good-{n}" for n in range(12)} | {"o-held"}
+    [approved] = [p for p in done if p["payout_id"] == held]
+    assert approved["review"]["reviewer"] == "risk-service"
+    for pipeline in (one, two):
+        services = [pipeline.app, *(a for a in pipeline.agents.values() if isinstance(a, BatchAgent))]
+        assert not [service for service in services if service.crashed]
+
+
+FORGED_LINE = (
+    "[2026-11-28 10:00:00,000] [1] [WARNING] review decision posted: payout_id=po-FAKE decision=approve"
+)
+
+
+def test_message_data_cannot_forge_or_colour_a_worker_log_line(processes, bootstrap, unique, tmp_path: Path):
+    web = free_port()
+    env = worker_env(bootstrap, unique, web, REVIEW_THRESHOLD="100.00", STOREFRONT_ORDERS_PER_SECOND="0")
+    worker = spawn([sys.executable, "-m", "worker"], env, tmp_path, output=tmp_path / "output")
+    processes.append(worker)
+    poll_json(web, "/readyz", lambda ready: ready.get("ready") is True, timeout=60)
+    seller = f"s-1\n{FORGED_LINE}\x1b[2K\x1b[31m\u202e"
+    big = orjson.dumps({**SEED, "order_id": "o-inject", "seller_id": seller, "amount": "500.00"})
+    asyncio.run(produce(bootstrap, f"{unique}-orders", [(b"s-1", big), (b"s-1\x1b[31m", b"not json")]))
+    poll_json(
+        web,
+        "/stats",
+        lambda s: s["topics"][f"{unique}-payouts-review"]["produced"] > 0 and s["dead_letters"] > 0,
+        30,
+    )
+
+    output = stop(worker, tmp_path / "output")
+    assert "payout held for review" in output and "dead letter from" in output  # the lines were logged
+    assert not [line for line in output.splitlines() if "po-FAKE" in line and "seller_id=s-1\\n[" not in line]
+    assert "seller_id=s-1\\n" + FORGED_LINE + "\\x1b[2K\\x1b[31m\\u202e" in output
+    assert "\x1b" not in output and "\u202e" not in output
