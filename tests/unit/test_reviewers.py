@@ -110,6 +110,7 @@ def test_the_api_records_the_tokens_reviewer_and_refuses_a_body_that_names_anoth
 def test_the_settings_read_the_tokens_file_at_start_up_and_never_show_what_is_in_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert load_settings().review_api_reviewer == "reviewer"
     path = tmp_path / "reviewers"
     monkeypatch.setenv("REVIEW_TOKENS_FILE", str(path))
     assert load_settings().review_tokens_file == path  # missing: no reviewer yet; `reviewers add` makes it

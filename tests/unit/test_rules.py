@@ -73,6 +73,7 @@ def test_payout_id_is_derived_from_the_seller_and_the_order_id() -> None:
     assert payout_for(an_order("5.00"), SCHEDULE, now=NOW).payout_id == payout_id_for("s-1", "o-1")
     # Stable across releases: ids already paid out must never change meaning.
     assert payout_id_for("s-1", "o-1") == "po-f9524770-1601-55ca-bc23-3be3256f6519"
+    assert payout_id_for("s-9", "o-1") == "po-c7c6bb58-f184-555b-84c6-f7f34a7ddd67"  # README, wire format
     assert is_payout_id(payout_id_for("s-1", "o-1")) and not is_payout_id("po-1")
 
 
