@@ -11,6 +11,10 @@ from worker.app import create_app
 from worker.flow import orders_to_payouts
 from worker.main import _use_uvloop
 from worker.publish import Publisher
+from worker.runtime.engine import start_stage
+from worker.runtime.halts import Halts
+from worker.runtime.observer import Observer
+from worker.runtime.stage import ErrorPolicy
 from worker.settings import load_settings
 from worker.topics import declare_topics
 
@@ -20,7 +24,9 @@ def main() -> None:
     _use_uvloop()
     app = create_app(settings)
     topics = declare_topics(app, settings)
-    orders_to_payouts.register(app, topics, Publisher(topics.dead_letters), settings)
+    stage = orders_to_payouts.stage(topics, settings)
+    publisher, policy = Publisher(topics.dead_letters), ErrorPolicy(settings.processing_errors)
+    start_stage(app, stage, publisher=publisher, policy=policy, observer=Observer(), halts=Halts())
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level]
     app.main()
 

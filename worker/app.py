@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from worker.errors import ConfigError
 from worker.logs import Printable, Redact, logging_config
 from worker.settings import Settings
+from worker.stores import Table
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +74,22 @@ class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
         app = self.app
         if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
             return bool(super().ack(message))
+        self.release(message)
+        return False
+
+    def release(self, message: Message) -> None:
+        """Done with `message` without processing it: shutdown does not wait for it, and it is not
+        committed (it is fetched again, by this worker or the partition's next owner)."""
         with ack_lock:
-            message.acked = True  # done with, so shutdown does not wait for it; not committed
+            message.acked = True
             self._unacked_messages.discard(message)
             notify(self._waiting_for_ack)
-        return False
+
+    def ack_released(self, message: Message) -> bool:
+        """Acknowledge a message `release`d before (its stage has dealt with it since)."""
+        with ack_lock:
+            message.acked = False
+            return self.ack(message)
 
     def _new_offset(self, tp: TP) -> int | None:
         # Faust commits over a hole of exactly one message just after the committed offset: it holds
@@ -227,12 +239,13 @@ def create_app(settings: Settings) -> PipelineApp:
         broker_heartbeat_interval=min(3.0, session / 4),
         broker_commit_interval=settings.commit_interval_s,
         store=settings.table_store,
+        Table=Table,
         recovery_consistency_check=settings.recovery_consistency_check,
         datadir=str(settings.datadir),
         topic_partitions=settings.topic_partitions,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
-        web_host="127.0.0.1" if settings.web_bind in {"0.0.0.0", "127.0.0.1"} else settings.web_bind,
+        canonical_url=settings.advertised_url,  # what the other workers route review requests to
         web_stats_enabled=False,
         web_graph_enabled=False,
         consumer_auto_offset_reset="earliest",

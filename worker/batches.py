@@ -22,23 +22,25 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError
-from faust.types import TP, TopicT
+from faust.types import TP
 from mode import Service
 
 from worker.app import PipelineApp, kafka_consumer
 from worker.progress import PartitionProgress
 from worker.publish import Delivery, Outbox, Publisher
+from worker.runtime.halts import Halt, Halts
+from worker.runtime.stage import Runner
 
 logger = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-#: A batch agent's body: the records of one partition, in order, and the outbox to publish through.
-Handler = Callable[[Sequence[Record], Outbox], None]
 
 #: How long the broker may hold a fetch with no data: bounds the latency a quiet topic adds per hop
 #: (Tansu answers a waiting fetch only after up to half of it, data or not), at the cost of idle fetches.
@@ -49,19 +51,6 @@ MAX_RECORDS = 1000
 WINDOW = 4
 
 
-def batch_agent(
-    app: PipelineApp, channel: TopicT, publisher: Publisher, *, name: str
-) -> Callable[[Handler], BatchAgent]:
-    """Decorate a handler to consume `channel` in batches, like `@app.agent` for a hot topic."""
-
-    def register(handler: Handler) -> BatchAgent:
-        agent = BatchAgent(app, name, channel, handler, publisher)
-        app.start_with_agents(agent)
-        return agent
-
-    return register
-
-
 class _Sent(NamedTuple):
     """A handled batch: its delivery, and the offsets to commit once it is confirmed."""
 
@@ -70,14 +59,12 @@ class _Sent(NamedTuple):
 
 
 class BatchAgent(Service):
-    """Consumes `channel` in its own group, `<app id>-<name>`, and hands the handler each partition's
-    records; publishes the outbox, and confirms and commits behind (see the module docstring)."""
+    """Consumes a stage's source in its own group, `<app id>-<name>`, runs the stage on each record;
+    publishes the outbox, and confirms and commits behind (see the module docstring)."""
 
-    def __init__(
-        self, app: PipelineApp, name: str, channel: TopicT, handler: Handler, publisher: Publisher
-    ) -> None:
-        self.app, self.name, self.channel = app, name, channel
-        self.handler, self.publisher = handler, publisher
+    def __init__(self, app: PipelineApp, runner: Runner, publisher: Publisher, halts: Halts) -> None:
+        self.app, self.runner, self.publisher, self.halts = app, runner, publisher, halts
+        self.name, self.channel = runner.name, runner.stage.source
         self._client: AIOKafkaConsumer | None = None
         self._handling = asyncio.Lock()  # held from a fetch's return until its batch is in the window
         self._window: asyncio.Queue[_Sent] = asyncio.Queue(WINDOW)
@@ -158,11 +145,35 @@ class BatchAgent(Service):
 
     async def _publish(self, batch: dict[TopicPartition, list[Record]]) -> _Sent:
         outbox = Outbox()
-        for records in batch.values():
-            self.handler(records, outbox)
+        for tp, records in list(batch.items()):
+            for index, record in enumerate(records):
+                error = self.runner.run(record, outbox)
+                if error is not None:  # PROCESSING_ERRORS=stop: the partition stops at this record
+                    self._halt(tp, record, error)
+                    batch[tp] = records[:index]
+                    break
+        self.runner.end_batch(outbox)
         delivery = await self.publisher.publish(outbox)
-        self._account(batch)
-        return _Sent(delivery, {tp: records[-1].offset + 1 for tp, records in batch.items()})
+        handled = {tp: records for tp, records in batch.items() if records}
+        self._account(handled)
+        return _Sent(delivery, {tp: records[-1].offset + 1 for tp, records in handled.items()})
+
+    def _halt(self, tp: TopicPartition, record: Record, error: str) -> None:
+        assert self._client is not None
+        self._client.pause(tp)
+        self._client.seek(tp, record.offset)  # drops what was fetched past it
+        resume = partial(self._resume, tp, record)
+        self.halts.add(Halt(self.name, record, error, datetime.now(UTC), resume))
+
+    async def _resume(self, tp: TopicPartition, record: Record) -> None:
+        """Past the record its partition stopped at (dead-lettered by now): commit it, fetch on."""
+        await self.drain()  # what was handled before it is confirmed and committed first
+        async with self._handling:
+            self._confirmed[tp] = record.offset + 1
+            await self._commit()
+            if self._client is not None and tp in self._client.assignment():
+                self._client.seek(tp, record.offset + 1)
+                self._client.resume(tp)
 
     @Service.task
     async def _confirm(self) -> None:
@@ -215,12 +226,6 @@ class BatchAgent(Service):
         batch_hooks(self.app, "on_batch_in", counts)
 
 
-def context(record: Record) -> dict[str, Any]:
-    """The log context of a record (what Faust's current event gives its agents' log lines)."""
-    key = record.key.decode(errors="replace") if record.key is not None else None
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset, "key": key}
-
-
 def batch_hooks(app: PipelineApp, name: str, *args: Any) -> None:
     """Call hook `name` on the app's sensors that have one: Faust's per-message hooks, per batch."""
     for sensor in app.sensors:
@@ -237,6 +242,7 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
         self.agent = agent
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.agent.halts.drop(revoked)  # the next owner meets the message again
         await self.agent.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -63,11 +64,18 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
+#: The consumed message a stage is handling now, set by the runtime (`worker.runtime.stage`): a batch
+#: stage has no Faust event, and a stream stage's batch has one event at a time.
+handling: ContextVar[Any] = ContextVar("handling", default=None)
+
+
 def _event_context() -> dict[str, Any]:
-    event = current_event()
-    if event is None:
-        return {}
-    message = event.message
+    message = handling.get()
+    if message is None:
+        event = current_event()
+        if event is None:
+            return {}
+        message = event.message
     key = message.key
     context: dict[str, Any] = {"topic": message.topic, "partition": message.partition}
     context["offset"] = message.offset
@@ -201,14 +209,15 @@ class Redact(logging.Filter):
             return True
         message = record.getMessage()
         if any(form in message for form in self.forms):
-            record.msg, record.args = self._mask(message), None
+            record.msg, record.args = self.mask(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self._mask(record.exc_text)
+            record.exc_text = self.mask(record.exc_text)
         return True
 
-    def _mask(self, text: str) -> str:
+    def mask(self, text: str) -> str:
+        """`text` with every secret replaced by `***`."""
         for form in self.forms:
             text = text.replace(form, "***")
         return text

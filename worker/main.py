@@ -35,11 +35,15 @@ from worker.flow import (
 )
 from worker.metrics import DomainMetrics
 from worker.publish import Publisher
+from worker.runtime.engine import start_stage
+from worker.runtime.halts import Halts
+from worker.runtime.observer import Observer
+from worker.runtime.stage import ErrorPolicy
 from worker.settings import Settings, load_settings
 from worker.stats import ledger_totals
 from worker.tables import ReviewTables, declare_tables, settlement_ledger
 from worker.topics import Topics, declare_topics
-from worker.web import dashboard, health, reviews, stats
+from worker.web import dashboard, health, partitions, reviews, stats
 from worker.web import metrics as metrics_view
 
 
@@ -60,29 +64,37 @@ def build(settings: Settings) -> Pipeline:
     publisher = Publisher(topics.dead_letters)
     tables = declare_tables(app, settings)
     ledger, outcomes = settlement_ledger(app, settings), Counter[str]()
-    agents: list[AgentT[Any] | BatchAgent] = [
-        orders_to_payouts.register(app, topics, publisher, settings),
-        screening.register(app, topics, publisher, settings),
-        *review.register(app, topics, publisher, tables),
-        seller_history.register(app, topics, publisher, tables),
-        settlement.register(app, topics, publisher, ledger, outcomes),
+    observer, halts = Observer(), Halts()
+    stages = [
+        orders_to_payouts.stage(topics, settings),
+        screening.stage(topics, settings),
+        *review.stages(topics, tables),
+        seller_history.stage(topics, tables),
+        settlement.stage(app, topics, ledger, outcomes),
+    ]
+    policy = ErrorPolicy(settings.processing_errors)
+    agents = [
+        start_stage(app, stage, publisher=publisher, policy=policy, observer=observer, halts=halts)
+        for stage in stages
     ]
     storefront.register(app, topics, publisher, settings)
     escalation.register(app, topics, publisher, tables, settings)
-    tracker = progress.register(app, settings.stall_timeout_s)
+    tracker = progress.register(app, settings.stall_timeout_s, halts)
     for agent in agents:
         if isinstance(agent, BatchAgent):
             tracker.watch(agent)
     health.register(app, tracker)
-    metrics = metrics_view.register(app, topics, tracker)
+    metrics = metrics_view.register(app, topics, tracker, observer)
     sections: dict[str, stats.Section] = {  # features add their part of /stats here
         "ledger": lambda: ledger_totals(ledger.values(), _owned(app, topics.payouts_approved), outcomes),
+        "processing_errors": lambda: dict(observer.processing_errors),
         "readiness": tracker.readiness,
         "reviews": lambda: tables.summary(datetime.now(UTC)),
     }
     metrics.reviews_from(*_review_gauges(tables))
     stats.register(app, topics, agents, sections)
     reviews.register(app, topics, publisher, tables, settings)
+    partitions.register(app, publisher, halts, settings)
     dashboard.register(app)
     cli.register(app, settings)
     replay.register(app, topics)

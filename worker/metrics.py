@@ -8,6 +8,7 @@ streamline_pending_reviews                       payouts waiting for a person (f
 streamline_review_age_seconds                    age of the oldest of them (from the review feature)
 streamline_consumer_lag{topic,partition}         high watermark minus the next offset to finish
 streamline_ready                                 1 when /readyz says ready
+streamline_processing_errors_total{stage}       exceptions that escaped a stage (PROCESSING_ERRORS)
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from faust import Sensor
 from faust.types import TP, Message, PendingMessage, RecordMetadata
 from faust.types.transports import ProducerT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from worker.progress import Progress
+from worker.runtime.observer import Observer
 
 #: Seconds; an order normally reaches its outcome in milliseconds, a backlog takes minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -135,6 +137,22 @@ class ProgressCollector(Collector):
         yield lag
         ready = self.progress.readiness()["ready"]
         yield GaugeMetricFamily("streamline_ready", "1 when /readyz says ready", value=1 if ready else 0)
+
+
+class ObserverCollector(Collector):
+    """The runtime's counts (`worker.runtime.observer`), read at every scrape."""
+
+    def __init__(self, observer: Observer) -> None:
+        self.observer = observer
+
+    def collect(self) -> Iterator[Metric]:
+        """The processing-error counter family."""
+        errors = CounterMetricFamily(
+            "streamline_processing_errors", "Exceptions that escaped a stage's handler", labels=["stage"]
+        )
+        for stage, count in sorted(self.observer.processing_errors.items()):
+            errors.add_metric([stage], count)
+        yield errors
 
 
 class _Pending(NamedTuple):

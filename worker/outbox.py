@@ -41,11 +41,24 @@ class Consumed(Protocol):
 
 
 class Outbox:
-    """What a batch stage publishes for one batch: encoded now, sent by `Publisher.publish`."""
+    """What a stage publishes for a batch of messages: encoded now, sent by `Publisher.publish`."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.rejected: list[tuple[Consumed, InvalidRecord]] = []
+        #: The consumed message being handled now (set by the runtime for each one).
+        self.source: Consumed | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.rejected)
+
+    def mark(self) -> tuple[int, int]:
+        """Where the outbox stands now, to `rollback` to if the message being handled fails."""
+        return len(self.messages), len(self.rejected)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget what was added since `mark`: a failed message publishes nothing of its own."""
+        del self.messages[mark[0] :], self.rejected[mark[1] :]
 
     def send(self, topic: TopicT, value: Publishable, *, key: str | bytes | None) -> None:
         """Publish `value` to `topic` with the batch (in the order of the calls)."""

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from faust import Sensor
 from faust.types import TP, AppT, Message, TopicT
 
+from worker.runtime.halts import Halts
+
 #: How often the broker is asked for end offsets (one ListOffsets request for all agent partitions).
 END_OFFSETS_EVERY_S = 5.0
 
@@ -122,8 +124,9 @@ class _Tracked:
 class Progress:
     """Lag and readiness of the app's agents: checked every second by a timer, and when asked."""
 
-    def __init__(self, app: AppT, stall_timeout_s: float) -> None:
+    def __init__(self, app: AppT, stall_timeout_s: float, halts: Halts | None = None) -> None:
         self.app, self.window = app, stall_timeout_s
+        self.halts = halts or Halts()
         self.sensor = ProgressSensor()
         self.watched: list[Watched] = []
         #: The broker's end offsets, from the last `read_end_offsets`.
@@ -180,11 +183,13 @@ class Progress:
             entry["lag"] += part.lag or 0
             if part.stalled(now, self.window):
                 stalled.append(f"{agent} {tp.topic}[{tp.partition}]")
+        halted = self.halts.describe()
         return {
-            "ready": assigned and recovered and not stalled,
+            "ready": assigned and recovered and not stalled and not halted,
             "assigned": assigned,
             "recovered": recovered,
             "stalled": stalled,
+            "stopped_at_errors": halted,
             "stall_timeout_s": self.window,
             "agents": agents,
         }
@@ -222,10 +227,19 @@ class Progress:
                 yield tp, by_topic[tp.topic]
 
 
-def register(app: AppT, stall_timeout_s: float) -> Progress:
-    """Track the agents' progress in `app`: a sensor, and a timer that reads the high watermarks."""
-    progress = Progress(app, stall_timeout_s)
+def register(app: AppT, stall_timeout_s: float, halts: Halts) -> Progress:
+    """Track the agents' progress in `app`: a sensor, and a timer that reads the high watermarks.
+
+    `halts` are the partitions stopped at a processing error: the worker is not ready while any is.
+    """
+    progress = Progress(app, stall_timeout_s, halts)
     app.sensors.add(progress.sensor)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_stopped(sender: AppT, revoked: set[TP], **kwargs: Any) -> None:
+        # Whoever owns a revoked partition next (Faust resumes every partition it assigns) meets the
+        # message again, and stops there again.
+        halts.drop(revoked)
 
     @app.timer(1.0, name="progress-check")
     async def check() -> None:

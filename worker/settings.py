@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -81,11 +82,16 @@ class Settings(BaseSettings):
     # -- The process --
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_bind: str = "0.0.0.0"
+    #: The URL other workers reach this one at (review routing); see `advertised_url`.
+    web_advertised_url: str = ""
     table_store: Literal["memory://", "rocksdb://"] = "memory://"
     data_dir: Path | None = None
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
     log_format: Literal["text", "json"] = "text"
     stall_timeout_s: float = Field(default=30.0, gt=0)
+    #: An exception escaping a stage (a bug, not bad input): dead-letter the message and go on, or stop
+    #: its partition there until `python -m worker skip` (see `worker/runtime/stage.py`).
+    processing_errors: Literal["dead-letter", "stop"] = "dead-letter"
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
     tansu_bin: Path | None = None
@@ -139,6 +145,14 @@ class Settings(BaseSettings):
             raise ValueError("must be above zero")
         return value
 
+    @field_validator("web_advertised_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not _ADVERTISED.fullmatch(value):
+            raise ValueError(f"not an http(s)://host:port URL: {value!r} (e.g. http://10.0.3.7:6066)")
+        return value
+
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanisms", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -153,7 +167,7 @@ class Settings(BaseSettings):
             return {"warning": "warn", "critical": "crit"}.get(value, value)
         return value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "processing_errors", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -203,6 +217,15 @@ class Settings(BaseSettings):
         return 10.0 if self.embedded_broker else 60.0
 
     @property
+    def advertised_url(self) -> str:
+        """Where the other workers reach this one: `WEB_ADVERTISED_URL`, else the bind address when it
+        is a specific one, else this host's name (a wildcard bind is no address to give others)."""
+        if self.web_advertised_url:
+            return self.web_advertised_url
+        host = self.web_bind if self.web_bind not in _WILDCARDS else socket.gethostname()
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.web_port}"
+
+    @property
     def datadir(self) -> Path:
         """Per-worker state directory: two workers on one host must not share it."""
         return self.data_dir or Path(".data") / f"{self.app_id}-{self.web_port}"
@@ -227,6 +250,8 @@ class Settings(BaseSettings):
         return ((k, v) for k, v in super().__repr_args__() if k not in SECRET_FIELDS)
 
 
+_ADVERTISED = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

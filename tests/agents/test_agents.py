@@ -12,9 +12,12 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from worker.app import create_app
-from worker.batches import BatchAgent
 from worker.flow import orders_to_payouts, screening
 from worker.publish import Origin, Outbox, Publisher, dead_letter_for
+from worker.runtime.engine import start_stage
+from worker.runtime.halts import Halts
+from worker.runtime.observer import Observer
+from worker.runtime.stage import ErrorPolicy, Runner, Stage
 from worker.settings import Settings
 from worker.topics import Topics, declare_topics
 
@@ -53,15 +56,18 @@ def wiring(make_settings: Callable[..., Settings]) -> tuple[Settings, Any, Topic
     return settings, app, topics, Publisher(topics.dead_letters)
 
 
-def run(agent: BatchAgent, *records: ConsumerRecord[bytes, bytes]) -> Outbox:
-    outbox = Outbox()
-    agent.handler(records, outbox)
+def run(stage: Stage[Any], *records: ConsumerRecord[bytes, bytes]) -> Outbox:
+    """Run `stage` on `records` as the runtime does: every rule of every stage, no broker."""
+    outbox, runner = Outbox(), Runner(stage, ErrorPolicy.DEAD_LETTER, Observer(), str)
+    for consumed in records:
+        assert runner.run(consumed, outbox) is None
+    runner.end_batch(outbox)
     return outbox
 
 
 def test_an_order_becomes_a_payout_keyed_by_seller(wiring) -> None:
-    settings, app, topics, publisher = wiring
-    agent = orders_to_payouts.register(app, topics, publisher, settings)
+    settings, _, topics, _ = wiring
+    agent = orders_to_payouts.stage(topics, settings)
 
     [(topic, key, value)] = run(agent, record(orjson.dumps(ORDER), key=b"whatever")).messages
 
@@ -71,8 +77,8 @@ def test_an_order_becomes_a_payout_keyed_by_seller(wiring) -> None:
 
 
 def test_a_bad_order_becomes_a_dead_letter_and_the_next_one_flows(wiring) -> None:
-    settings, app, topics, publisher = wiring
-    agent = orders_to_payouts.register(app, topics, publisher, settings)
+    settings, _, topics, _ = wiring
+    agent = orders_to_payouts.stage(topics, settings)
     bad = record(b'{"order_id": 1}', key=b"k", offset=7)
 
     outbox = run(agent, bad, record(orjson.dumps(ORDER), offset=8))
@@ -88,9 +94,9 @@ def test_a_bad_order_becomes_a_dead_letter_and_the_next_one_flows(wiring) -> Non
 
 @pytest.mark.parametrize(("amount", "route"), [("50.00", "payouts_approved"), ("500.00", "payouts_review")])
 def test_screening_routes_by_the_threshold(wiring, amount: str, route: str) -> None:
-    settings, app, topics, publisher = wiring
-    to_payouts = orders_to_payouts.register(app, topics, publisher, settings)
-    agent = screening.register(app, topics, publisher, settings)
+    settings, _, topics, _ = wiring
+    to_payouts = orders_to_payouts.stage(topics, settings)
+    agent = screening.stage(topics, settings)
 
     [(_, key, payout)] = run(to_payouts, record(orjson.dumps({**ORDER, "amount": amount}))).messages
     [(topic, key, routed)] = run(agent, record(payout, key=key)).messages
@@ -101,10 +107,9 @@ def test_screening_routes_by_the_threshold(wiring, amount: str, route: str) -> N
 
 def test_each_hot_stage_runs_with_the_agents_in_its_own_group(wiring) -> None:
     settings, app, topics, publisher = wiring
-    agents = [
-        orders_to_payouts.register(app, topics, publisher, settings),
-        screening.register(app, topics, publisher, settings),
-    ]
+    stages = [orders_to_payouts.stage(topics, settings), screening.stage(topics, settings)]
+    rules: dict[str, Any] = {"policy": ErrorPolicy.DEAD_LETTER, "observer": Observer(), "halts": Halts()}
+    agents = [start_stage(app, stage, publisher=publisher, **rules) for stage in stages]
 
     assert app.stage_services == agents
     assert [a.channel for a in agents] == [topics.orders, topics.payouts]

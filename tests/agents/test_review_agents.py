@@ -13,6 +13,10 @@ import pytest
 from worker.app import create_app
 from worker.flow import review
 from worker.publish import Publisher
+from worker.runtime.engine import start_stage
+from worker.runtime.halts import Halts
+from worker.runtime.observer import Observer
+from worker.runtime.stage import ErrorPolicy
 from worker.settings import Settings
 from worker.tables import ReviewTables, declare_tables
 from worker.topics import declare_topics
@@ -54,7 +58,9 @@ def wiring(make_settings: Callable[..., Settings]) -> Wiring:
     read = {name: channel.clone(is_iterator=True) for name, channel in outputs.items()}
     topics = dataclasses.replace(declare_topics(app, settings), **{n: outputs[n] for n in names})
     tables = dataclasses.replace(declare_tables(app, settings), held=outputs["held"])
-    agents = review.register(app, topics, Publisher(outputs["dead_letters"]), tables)
+    publisher = Publisher(outputs["dead_letters"])
+    rules: dict[str, Any] = {"policy": ErrorPolicy.DEAD_LETTER, "observer": Observer(), "halts": Halts()}
+    agents = [start_stage(app, s, publisher=publisher, **rules) for s in review.stages(topics, tables)]
     return Wiring({agent.name: agent for agent in agents}, tables, read)
 
 

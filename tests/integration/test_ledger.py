@@ -6,10 +6,14 @@ from faust.types import TP
 
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, produce_many, read_until, wait_for_stats
+from tests.stores import each_store
 
 
-async def test_redelivered_orders_settle_once_and_conflicts_are_reported(bootstrap, start_pipeline):
-    pipeline = await start_pipeline()
+@each_store
+async def test_redelivered_orders_settle_once_and_conflicts_are_reported(
+    bootstrap, start_pipeline, table_store: str
+) -> None:
+    pipeline = await start_pipeline(table_store=table_store)
     topics = pipeline.topics
     first = [(b"s-1", order("o-1", "10.00")), (b"s-2", order("o-2", "20.00", seller="s-2"))]
     repeats = [(b"s-1", order("o-1", "10.00")), (b"s-1", order("o-1", "10.00"))]

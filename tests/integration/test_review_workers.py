@@ -6,27 +6,36 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.kafka import read_until
-from tests.reviews import TOKENS, call, decide, hold, stats, tokens_file, until, web_port
+from tests.reviews import TOKENS, call, decide, hold, stats, tokens_file, until
+from worker.broker import free_port
 
 ORDERS = [f"o-{n}" for n in range(8)]
 
 
 async def test_two_workers_both_answer_for_every_payout(bootstrap, start_pipeline, tmp_path):
+    # As in containers: both bind every address and advertise their own (two loopback addresses
+    # here). Before, a worker bound to 0.0.0.0 advertised 127.0.0.1, which is itself in a container.
     settings = {
         "review_tokens_file": tokens_file(tmp_path),  # every worker reads the same reviewers
         "review_threshold": Decimal("500.00"),
         "topic_partitions": 4,
     }
     bob = TOKENS["bob"]
-    one = await start_pipeline(**settings)
-    two = await start_pipeline(**settings)
-    ports = [web_port(one), web_port(two)]
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.{2 + n}:{port}" for n, port in enumerate(ports)]
+    one, two = [
+        await start_pipeline(**settings, web_port=port, web_bind="0.0.0.0", web_advertised_url=url)
+        for port, url in zip(ports, urls, strict=True)
+    ]
     payout_ids = await hold(bootstrap, one, ORDERS, token=bob)
     # Wait for the rebalance to settle: each worker owns some of the payouts, none is counted twice.
     owned = await until(
         lambda: _pending_per_worker(ports), lambda counts: 0 not in counts and sum(counts) == len(ORDERS)
     )
     print(f"pending per worker: {owned}")
+    for pipeline in (one, two):  # each routes to the addresses the group's members advertise
+        members = pipeline.app.router.table_metadata("pending-reviews")
+        assert sorted(members) == urls, members
 
     for port in ports:
         status, page = await call(port, "GET", "/reviews?limit=500", token=bob)

@@ -42,6 +42,9 @@ def test_compose_runs_kafka_and_two_workers_configured_with_real_variables() -> 
         assert set(worker["environment"]) <= VARIABLES, name
         assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["worker-1"]["volumes"] != services["worker-2"]["volumes"]  # own RocksDB each
+    # Each advertises the address the other reaches it at: its service name on compose's network.
+    for name in ("worker-1", "worker-2"):
+        assert services[name]["environment"]["WEB_ADVERTISED_URL"] == f"http://{name}:6066"
 
 
 def test_the_image_checks_health_on_healthz() -> None:
@@ -79,6 +82,11 @@ def test_the_kubernetes_manifests_fit_together() -> None:
     [mount] = container["volumeMounts"]
     assert (mount["name"], mount["mountPath"]) == (claim["metadata"]["name"], "/var/lib/streamline")
     assert config["data"]["TABLE_STORE"] == "rocksdb://"
+    # Each pod advertises its own IP, from the downward API, for review routing.
+    env = {var["name"]: var for var in container["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["WEB_ADVERTISED_URL"]["value"] == f"http://$(POD_IP):{port}"
+    assert list(env).index("POD_IP") < list(env).index("WEB_ADVERTISED_URL")  # defined before use
 
 
 def available(probe: list[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from decimal import Decimal
 from pathlib import Path
@@ -213,3 +214,23 @@ def test_json_logs_reach_faust_through_its_logging_config(make_settings) -> None
     app = create_app(make_settings(log_format="JSON").with_embedded_broker("127.0.0.1:1"))
     assert app.conf.logging_config["formatters"]["json"]
     assert create_app(make_settings().with_embedded_broker("127.0.0.1:1")).conf.logging_config is None
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"web_advertised_url": "http://10.0.3.7:6066/"}, "http://10.0.3.7:6066"),
+        ({"web_bind": "10.0.3.7", "web_port": 7000}, "http://10.0.3.7:7000"),
+        ({"web_bind": "fd00::7"}, "http://[fd00::7]:6066"),
+        ({"web_bind": "0.0.0.0"}, f"http://{socket.gethostname()}:6066"),
+        ({"web_bind": "::"}, f"http://{socket.gethostname()}:6066"),
+    ],
+)
+def test_a_worker_advertises_an_address_the_others_can_reach(make_settings, values, expected) -> None:
+    assert make_settings(**values).advertised_url == expected
+
+
+@pytest.mark.parametrize("url", ["10.0.3.7:6066", "ftp://host:1", "http://host:6066/path", "http://"])
+def test_an_advertised_url_that_is_no_http_address_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="WEB_ADVERTISED_URL"):
+        load_settings(web_advertised_url=url)

@@ -3,45 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from worker.app import PipelineApp
-from worker.batches import BatchAgent, Record, batch_agent, context
 from worker.codec import decode_order
-from worker.errors import InvalidRecord
-from worker.publish import Outbox, Publisher
+from worker.outbox import Outbox
+from worker.records import Order
 from worker.rules import FeeSchedule, payout_for
+from worker.runtime.stage import Engine, Stage
 from worker.settings import Settings
 from worker.topics import Topics
 
 logger = logging.getLogger(__name__)
 
 
-def register(app: PipelineApp, topics: Topics, publisher: Publisher, settings: Settings) -> BatchAgent:
-    """Add the `orders-to-payouts` batch agent to `app` (orders is the pipeline's hot topic)."""
+def stage(topics: Topics, settings: Settings) -> Stage[Order]:
+    """The `orders-to-payouts` stage (orders is the pipeline's hot topic: a batch stage)."""
     schedule = FeeSchedule(settings.fee_rate, settings.fee_fixed)
     currencies = frozenset(settings.currencies)
 
-    @batch_agent(app, topics.orders, publisher, name="orders-to-payouts")
-    def orders_to_payouts(orders: Sequence[Record], outbox: Outbox) -> None:
-        """Decode each order, compute its payout and publish it keyed by seller."""
-        now = datetime.now(UTC)
-        for record in orders:
-            try:
-                order = decode_order(record.value, currencies=currencies, now=now)
-                payout = payout_for(order, schedule, now=now)
-            except InvalidRecord as error:
-                outbox.reject(record, error)
-                continue
-            logger.debug(
-                "payout for order_id=%s: payout_id=%s net=%s %s",
-                order.order_id,
-                payout.payout_id,
-                payout.net,
-                payout.currency,
-                extra=context(record),
-            )
-            outbox.send(topics.payouts, payout, key=payout.seller_id)
+    def decode(raw: bytes | None) -> Order:
+        return decode_order(raw, currencies=currencies, now=datetime.now(UTC))
 
-    return orders_to_payouts
+    def handle(order: Order, out: Outbox) -> None:
+        """Compute the order's payout and publish it keyed by seller."""
+        payout = payout_for(order, schedule, now=datetime.now(UTC))
+        logger.debug("payout for order_id=%s: payout_id=%s", order.order_id, payout.payout_id)
+        out.send(topics.payouts, payout, key=payout.seller_id)
+
+    return Stage("orders-to-payouts", topics.orders, decode, handle, Engine.BATCH)

@@ -6,32 +6,25 @@ ledger, keyed by the deterministic payout id, turns those repeats into no-ops.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
-from faust.types import AgentT, EventT, StreamT, TableT
+from faust.types import TableT
 
 from worker.app import PipelineApp
 from worker.codec import decode_payout
 from worker.errors import InvalidRecord
-from worker.publish import Publisher
-from worker.records import Settlement, checked
+from worker.outbox import Outbox
+from worker.records import Payout, Settlement, checked
 from worker.rules import Settle, settle
+from worker.runtime.stage import Stage
 from worker.topics import Topics
 
-logger = logging.getLogger(__name__)
 
-
-def register(
-    app: PipelineApp,
-    topics: Topics,
-    publisher: Publisher,
-    ledger: TableT[str, Settlement],
-    seen: Counter[str],
-) -> AgentT[Any]:
-    """Add the `settlement` agent; `seen` counts outcomes (new, duplicate, conflict) for /stats."""
+def stage(
+    app: PipelineApp, topics: Topics, ledger: TableT[str, Settlement], seen: Counter[str]
+) -> Stage[Payout]:
+    """The `settlement` stage; `seen` counts outcomes (new, duplicate, conflict) for /stats."""
     states = {
         topics.payouts_approved.get_topic_name(): "approved",
         topics.payouts_rejected.get_topic_name(): "rejected",
@@ -40,24 +33,15 @@ def register(
         *states, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
-    @app.agent(source, name="settlement")
-    async def settlement(stream: StreamT[bytes]) -> None:
-        """Record each payout's final state once; report conflicting repeats."""
-        events = stream.noack()  # type: ignore[attr-defined]  # ack after output is confirmed: see publish.py
-        async for event in events.events():
-            await _settle(event)
-            await events.ack(event)
-
-    async def _settle(event: EventT[bytes]) -> None:
-        try:
-            payout = decode_payout(event.value)
-        except InvalidRecord as error:
-            await publisher.reject(event, error)
-            return
-        message = event.message
-        state = states[message.topic]
+    def handle(payout: Payout, out: Outbox) -> None:
+        """Record the payout's final state once; refuse a conflicting repeat."""
+        assert out.source is not None
+        state = states[out.source.topic]
         outcome = settle(ledger.get(payout.payout_id), payout, state)
         seen[outcome.value] += 1
+        if outcome is Settle.CONFLICT:
+            detail = f"payout {payout.payout_id} is already settled differently"
+            raise InvalidRecord("conflicting_duplicate", detail)
         if outcome is Settle.NEW:
             ledger[payout.payout_id] = checked(
                 Settlement,
@@ -67,15 +51,7 @@ def register(
                 net=payout.net,
                 currency=payout.currency,
                 settled_at=datetime.now(UTC),
-                ledger_partition=message.partition,
-            )
-        elif outcome is Settle.CONFLICT:
-            await publisher.reject(
-                event,
-                InvalidRecord(
-                    "conflicting_duplicate",
-                    f"payout {payout.payout_id} is already settled differently",
-                ),
+                ledger_partition=out.source.partition,
             )
 
-    return settlement
+    return Stage("settlement", source, decode_payout, handle)

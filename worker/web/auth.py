@@ -15,8 +15,14 @@ from typing import Any
 from faust import web
 
 from worker.reviewers import Reviewers
+from worker.settings import Settings
 
 Handler = Callable[..., Awaitable[web.Response]]
+
+
+def reviewers_from(settings: Settings) -> Reviewers:
+    """The reviewers the settings name: REVIEW_TOKENS_FILE, and REVIEW_API_TOKEN as REVIEW_API_REVIEWER."""
+    return Reviewers(settings.review_tokens_file, settings.review_api_token, settings.review_api_reviewer)
 
 
 def reviewer_for(headers: Mapping[str, str], reviewers: Reviewers) -> str | tuple[int, str]:

@@ -11,12 +11,13 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import AppT
 from prometheus_client import CollectorRegistry
 
-from worker.metrics import DomainMetrics, DomainSensor, ProgressCollector
+from worker.metrics import DomainMetrics, DomainSensor, ObserverCollector, ProgressCollector
 from worker.progress import Progress
+from worker.runtime.observer import Observer
 from worker.topics import Topics
 
 
-def register(app: AppT, topics: Topics, progress: Progress) -> DomainMetrics:
+def register(app: AppT, topics: Topics, progress: Progress, observer: Observer) -> DomainMetrics:
     """Add `/metrics` to `app`; the returned metrics take the review feature's gauge sources."""
     registry = CollectorRegistry()
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
@@ -35,4 +36,5 @@ def register(app: AppT, topics: Topics, progress: Progress) -> DomainMetrics:
         )
     )
     registry.register(ProgressCollector(progress))
+    registry.register(ObserverCollector(observer))
     return metrics

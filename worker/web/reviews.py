@@ -26,11 +26,10 @@ from worker.errors import InvalidRecord
 from worker.publish import Publisher
 from worker.records import ReviewDecision
 from worker.review import Outcome, refusal
-from worker.reviewers import Reviewers
 from worker.settings import Settings
 from worker.tables import ReviewTables
 from worker.topics import Topics
-from worker.web.auth import requires_token
+from worker.web.auth import requires_token, reviewers_from
 from worker.web.listing import Listing, paging
 from worker.web.routing import forward, owner_of
 
@@ -48,7 +47,7 @@ def register(
     app: PipelineApp, topics: Topics, publisher: Publisher, tables: ReviewTables, settings: Settings
 ) -> None:
     """Add the review API to `app`."""
-    people = Reviewers(settings.review_tokens_file, settings.review_api_token, settings.review_api_reviewer)
+    people = reviewers_from(settings)
     guarded, as_reviewer = requires_token(people), requires_token(people, as_reviewer=True)
     listing = Listing(app, tables)
     deciding: set[str] = set()  # payouts whose decision this worker is applying right now

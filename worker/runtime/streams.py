@@ -1,0 +1,83 @@
+"""The stream engine: a stage run as a Faust agent, for stages whose tables live with their source.
+
+Faust's consumer assigns a table's partitions together with the source partitions of the agents in
+the same group, so a stage that keeps state per key runs on it. The agent takes events in batches
+(`noack_take`: nothing is acknowledged behind its back, not even when it is cancelled mid-batch);
+each event goes through the stage's `Runner`; then the batch's table writes are flushed, its outbox
+published and confirmed, and only then are its events acknowledged.
+"""
+
+from __future__ import annotations
+
+import weakref
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from faust.streams import _current_event
+from faust.types import AgentT, AppT, EventT, Message, StreamT
+
+from worker.outbox import Outbox
+from worker.publish import Publisher
+from worker.runtime.halts import Halt, Halts
+from worker.runtime.stage import Runner
+
+#: Events per batch, and how long a batch waits to fill: a bound on the latency a quiet stage adds.
+MAX_EVENTS = 1000
+WITHIN_S = 0.01
+
+
+def stream_agent(app: AppT, runner: Runner, publisher: Publisher, halts: Halts) -> AgentT[Any]:
+    """The Faust agent that runs `runner`'s stage."""
+    engine = StreamEngine(app, runner, publisher, halts)
+
+    async def run(stream: StreamT[bytes]) -> None:
+        # `noack_take` is on Faust's Stream, not on its StreamT.
+        async for events in stream.noack_take(MAX_EVENTS, within=WITHIN_S):  # type: ignore[attr-defined]
+            await engine.handle(stream, events)
+
+    run.__doc__ = f"Stage {runner.name}."
+    return app.agent(runner.stage.source, name=runner.name)(run)
+
+
+class StreamEngine:
+    """Handles a batch of a stage's events: run, flush tables, publish, confirm, then acknowledge."""
+
+    def __init__(self, app: AppT, runner: Runner, publisher: Publisher, halts: Halts) -> None:
+        self.app, self.runner, self.publisher, self.halts = app, runner, publisher, halts
+
+    async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
+        """Process `events`; acknowledge those done with once their output is on the broker."""
+        out, done = Outbox(), []
+        for event in events:
+            message = event.message
+            if message.tp in self.halts:  # fetched again once the partition is skipped past
+                self.app.consumer.release(message)  # type: ignore[attr-defined]
+                continue
+            _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
+            error = self.runner.run(message, out)
+            if error is None:
+                done.append(event)
+            else:
+                self._halt(message, error)
+        _current_event.set(None)
+        self.runner.end_batch(out)
+        if out:
+            await self.app.producer.flush()  # table writes reach the broker before what they caused
+            await (await self.publisher.publish(out)).confirmed()
+        for event in done:
+            await stream.ack(event)
+
+    def _halt(self, message: Message, error: str) -> None:
+        consumer = self.app.consumer
+        self.halts.add(
+            Halt(self.runner.name, message, error, datetime.now(UTC), partial(self._resume, message))
+        )
+        consumer.release(message)  # type: ignore[attr-defined]
+        consumer.pause_partitions([message.tp])
+
+    async def _resume(self, message: Message) -> None:
+        consumer = self.app.consumer
+        consumer.ack_released(message)  # type: ignore[attr-defined]
+        await consumer.seek(message.tp, message.offset + 1)
+        consumer.resume_partitions([message.tp])

@@ -1,0 +1,56 @@
+"""Table stores: Faust's own, with the RocksDB store able to write outside a stream event.
+
+Faust's RocksDB store files a write under the partition of the event being processed
+(`faust/stores/rocksdb.py`, `Store._set`: `assert event is not None`), even for a table created with
+`use_partitioner=True`, whose changelog record goes to the partition of its key. So every write
+from a timer, a web view or a batch of events (`take_events` sets no current event) failed, and the
+worker crash-looped on `TABLE_STORE=rocksdb://`. Here such a table's write goes to its key's
+partition, the one its changelog record goes to; a table without the partitioner keeps Faust's rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from aiokafka.partitioner import DefaultPartitioner
+from faust.stores import by_url
+from faust.stores.rocksdb import Store as FaustRocksDBStore
+from faust.types import StoreT
+from yarl import URL
+
+_partitioner = DefaultPartitioner()
+
+
+class RocksDBStore(FaustRocksDBStore):
+    """Faust's RocksDB store; a write to a `use_partitioner` table goes to its key's partition."""
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        if not self.table.use_partitioner:
+            super()._set(key, value)
+            return
+        partition = key_partition(key, self.table.partitions or self.app.conf.topic_partitions)
+        self._key_index[key] = partition
+        self._db_for_partition(partition).put(key, value)
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition the producer's default partitioner (murmur2) gives `key`."""
+    return int(_partitioner(key, list(range(partitions)), []))
+
+
+class Table(faust.Table[Any, Any]):
+    """Faust's table, with `rocksdb://` served by `RocksDBStore`."""
+
+    def _new_store_by_url(self, url: str | URL) -> StoreT[Any, Any]:
+        store = RocksDBStore if URL(str(url)).scheme == "rocksdb" else by_url(url)
+        options: dict[str, Any] = {
+            "table_name": self.name,
+            "key_type": self.key_type,
+            "key_serializer": self.key_serializer,
+            "value_serializer": self.value_serializer,
+            "value_type": self.value_type,
+            "loop": self.loop,
+            "options": self.options,
+        }
+        return store(url, self.app, self, **options)
