@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -14,8 +16,20 @@ from tests.kafka import produce
 from worker.main import Pipeline
 from worker.rules import payout_id_for
 
+#: The shared REVIEW_API_TOKEN of most review tests: its decisions are recorded as `alice`.
 TOKEN = "review-t0ken-for-tests"
+SHARED = {"review_api_token": TOKEN, "review_api_reviewer": "alice"}
+#: Reviewers with their own token, in a tokens file (`tokens_file`).
+TOKENS = {"bob": "bobs-own-t0ken", "carol": "carols-own-t0ken"}
 T = TypeVar("T")
+
+
+def tokens_file(directory: Path) -> Path:
+    """A REVIEW_TOKENS_FILE for TOKENS, as `reviewers add` writes it: names and SHA-256 hashes only."""
+    path = directory / "reviewers"
+    lines = [f"{name}:{hashlib.sha256(token.encode()).hexdigest()}" for name, token in TOKENS.items()]
+    path.write_text("# name:sha256(token)\n" + "\n".join(lines) + "\n")
+    return path
 
 
 def big_order(order_id: str, seller: str = "s-1", amount: str = "2000.00") -> bytes:
@@ -33,15 +47,16 @@ def big_order(order_id: str, seller: str = "s-1", amount: str = "2000.00") -> by
 
 
 async def hold(
-    bootstrap: str, pipeline: Pipeline, order_ids: list[str], port: int | None = None
+    bootstrap: str, pipeline: Pipeline, order_ids: list[str], port: int | None = None, token: str = TOKEN
 ) -> list[str]:
     """Send big orders and return their payout ids once the API lists them all as pending."""
     orders = pipeline.topics.orders.get_topic_name()
     await produce(
         bootstrap, orders, [(b"s-1", big_order(o, seller=f"s-{n}")) for n, o in enumerate(order_ids)]
     )
-    payout_ids = [payout_id_for(order_id) for order_id in order_ids]
-    await until(lambda: pending_ids(port or web_port(pipeline)), lambda ids: set(payout_ids) <= set(ids))
+    payout_ids = [payout_id_for(f"s-{n}", order_id) for n, order_id in enumerate(order_ids)]
+    listed = port or web_port(pipeline)
+    await until(lambda: pending_ids(listed, token), lambda ids: set(payout_ids) <= set(ids))
     return payout_ids
 
 
@@ -68,15 +83,15 @@ async def call(
         return response.status, await response.json(content_type=None)
 
 
-async def decide(port: int, payout_id: str, decision: str, reason: str = "checked") -> tuple[int, Any]:
-    """Approve or reject through the API, as reviewer `alice`."""
-    return await call(
-        port, "POST", f"/reviews/{payout_id}/{decision}", body={"reviewer": "alice", "reason": reason}
-    )
+async def decide(
+    port: int, payout_id: str, decision: str, reason: str = "checked", token: str = TOKEN
+) -> tuple[int, Any]:
+    """Approve or reject through the API, as the reviewer `token` belongs to (`alice` by default)."""
+    return await call(port, "POST", f"/reviews/{payout_id}/{decision}", token=token, body={"reason": reason})
 
 
-async def pending_ids(port: int) -> list[str]:
-    status, page = await call(port, "GET", "/reviews?limit=500")
+async def pending_ids(port: int, token: str = TOKEN) -> list[str]:
+    status, page = await call(port, "GET", "/reviews?limit=500", token=token)
     return [r["payout"]["payout_id"] for r in page["reviews"]] if status == 200 else []
 
 

@@ -26,7 +26,7 @@ from mode.utils.futures import notify
 from pydantic import SecretStr
 
 from worker.errors import ConfigError
-from worker.logs import Redact, logging_config
+from worker.logs import Printable, Redact, logging_config
 from worker.settings import Settings
 from worker.stores import Table
 
@@ -201,6 +201,7 @@ class _Worker(faust.Worker):
         app = self.app
         assert isinstance(app, PipelineApp)
         for handler in logger.handlers:
+            handler.addFilter(Printable())  # message data escaped first, then secrets masked
             handler.addFilter(Redact(app.secrets))
 
 

@@ -4,8 +4,10 @@ A JSON line carries the message plus, when it is logged while an agent processes
 message's topic, partition, offset and key (from Faust's current event), plus every `name=%s`
 argument of the log call that does not clash with those (`payout_id=%s` becomes
 `"payout_id": "po-..."`), plus any `extra=` field.
-Faust's Worker applies this through `app.conf.logging_config`, for both entry points, and `Redact`
-masks the secrets in every line, whatever the format.
+Faust's Worker applies this through `app.conf.logging_config`, for both entry points; `Printable`
+escapes the control characters that message data brings into a line (a seller id with a newline
+would forge a whole line, an escape sequence would reach the terminal), and `Redact` masks the
+secrets in every line, whatever the format.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -96,6 +99,96 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+#: What a terminal or a log reader takes as structure: C0 and C1 controls, DEL, the Unicode line and
+#: paragraph separators and the bidirectional overrides (text that displays in another order).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: Our own loggers log message data; other libraries' lines keep their line breaks (Faust's tables).
+_OURS = "worker"
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` with every control character but those in `keep` escaped (`\\n`, `\\x1b`, `\\u202e`)."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda match: _escaped(match[0], keep), text)
+
+
+def _escaped(char: str, keep: str) -> str:
+    if char in keep:
+        return char
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+class _Shown:
+    """An argument rendered in advance, escaped: what `%r` or `%s` of it shows."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+class Printable(logging.Filter):
+    """Escapes control characters in what a log line shows of its arguments (message data).
+
+    Lines of the worker's own loggers lose every control character, line breaks included; other
+    libraries' lines keep their line breaks and tabs (Faust logs tables) and lose the rest.
+    Tracebacks keep their line breaks too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, with its arguments (or its message, when it has none) escaped."""
+        keep = "" if record.name.split(".")[0] == _OURS else "\n\t"
+        args = record.args
+        if isinstance(args, tuple) and args:
+            conversions = _conversions(record.msg, len(args))
+            if conversions is None:
+                _render(record, keep)
+            else:
+                record.args = tuple(_argument(a, c, keep) for a, c in zip(args, conversions, strict=True))
+        elif args:  # a mapping: `%(name)s`
+            _render(record, keep)
+        elif isinstance(record.msg, str):
+            record.msg = printable(record.msg, keep)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = printable(record.exc_text, keep="\n\t")
+        return True
+
+
+def _conversions(msg: object, count: int) -> list[str] | None:
+    """The conversion (`s`, `r`, `d`...) of each placeholder of `msg`, if they pair with `count` args."""
+    if not isinstance(msg, str):
+        return None
+    found = [m.group(0) for m in _PLACEHOLDER.finditer(msg) if m.group(0) != "%%"]
+    if len(found) != count or any("*" in placeholder for placeholder in found):
+        return None
+    return [placeholder[-1] for placeholder in found]
+
+
+def _argument(value: Any, conversion: str, keep: str) -> Any:
+    if isinstance(value, int | float | Decimal) or value is None or conversion not in "sr":
+        return value
+    if conversion == "r":
+        return value if isinstance(value, str) else _Shown(printable(repr(value), keep))
+    return printable(value, keep) if isinstance(value, str) else _Shown(printable(str(value), keep))
+
+
+def _render(record: logging.LogRecord, keep: str) -> None:
+    """Format the message now and escape all of it (arguments that do not pair with placeholders)."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: logging reports it as it always does
+        return
+    record.msg, record.args = printable(message, keep), None
 
 
 class Redact(logging.Filter):

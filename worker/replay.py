@@ -1,10 +1,20 @@
-"""Replay dead letters: after a fix, send them back to the topic they came from.
+"""Replay dead letters: after a fix, send them back to the input topic they came from.
 
-    python -m worker replay                      # every dead letter
-    python -m worker replay --reason invalid_json --dry-run
+    python -m worker replay --dry-run            # what would be replayed, refused and skipped, and why
+    python -m worker replay                      # every replayable dead letter
+    python -m worker replay --reason unknown_currency
 
-Replaying is safe to repeat: payout ids derive from order ids, so a replayed order that already
-became a payout settles as a duplicate in the ledger, never twice.
+Replay writes only to the topics the pipeline validates as input: `orders`, `payouts` (screened
+again), `payouts-review` (held for a person) and `review-decisions` (applied only to a payout still
+waiting). A letter that names an outcome topic (`payouts-approved`, `payouts-rejected`,
+`payouts-review-escalated`, `dead-letters`), an internal or an unknown topic, or a record that is not
+a dead letter at all, is refused and listed: otherwise whoever can write to `dead-letters` could put
+a payout on `payouts-approved`, past review, with the operator's credentials. `conflicting_duplicate`
+letters (a second version of a payout) are skipped unless asked for by `--reason`, and so are letters
+with nothing whole to send (a null or truncated payload).
+
+Replaying is safe to repeat: payout ids derive from the seller and order ids, so a replayed order
+that already became a payout settles as a duplicate in the ledger, never twice.
 """
 
 from __future__ import annotations
@@ -12,16 +22,23 @@ from __future__ import annotations
 import base64
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.cli import AppCommand, option
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from worker.app import PipelineApp
+from worker.codec import decode_dead_letter
+from worker.errors import InvalidRecord
+from worker.logs import printable
+from worker.records import DeadLetter
 from worker.topics import Topics
+
+#: At most this many refused or skipped letters are listed one by one; the rest are counted.
+LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -33,42 +50,144 @@ class Replay:
     value: bytes
 
 
-def replayable(letter: dict[str, Any], reason: str | None) -> Replay | None:
-    """The message to re-publish for a dead letter, or None if it is filtered out or cannot be."""
-    if reason is not None and letter.get("reason") != reason:
-        return None
-    payload, key = letter.get("payload_base64"), letter.get("key_base64")
-    if payload is None or letter.get("payload_truncated"):
-        return None  # a null value has nothing to replay; a truncated one would be corrupt
-    return Replay(
-        letter["source_topic"], base64.b64decode(key) if key is not None else None, base64.b64decode(payload)
-    )
+@dataclass(frozen=True)
+class Verdict:
+    """What replay does with one record of `dead-letters`: replay it, refuse it, skip it, or leave
+    it out (another `--reason`); `why` is a reason code, `detail` says more for the listing."""
+
+    action: str  # "replay" | "refuse" | "skip" | "other"
+    why: str = ""
+    detail: str = ""
+    replay: Replay | None = None
 
 
-async def replay_dead_letters(
-    app: PipelineApp, topics: Topics, reason: str | None, dry_run: bool
-) -> Counter[str]:
-    """Re-publish the dead letters (matching `reason`) present now; count them by origin topic."""
+@dataclass(frozen=True)
+class Destinations:
+    """Which topics replay may write to, and which it names as outcomes or internal topics."""
+
+    inputs: frozenset[str]
+    outcomes: frozenset[str]
+    internal_prefix: str
+
+    @classmethod
+    def of(cls, topics: Topics, app_id: str) -> Destinations:
+        """The pipeline's input and outcome topics, by their full names."""
+        inputs = (topics.orders, topics.payouts, topics.payouts_review, topics.review_decisions)
+        outcomes = (
+            topics.payouts_approved,
+            topics.payouts_rejected,
+            topics.payouts_review_escalated,
+            topics.dead_letters,
+        )
+        return cls(
+            frozenset(t.get_topic_name() for t in inputs),
+            frozenset(t.get_topic_name() for t in outcomes),
+            f"{app_id}-",
+        )
+
+    def refusal(self, topic: str) -> str | None:
+        """Why replay may not write to `topic`, or None when it may."""
+        if topic in self.inputs:
+            return None
+        if topic in self.outcomes:
+            return "outcome_topic"
+        return "internal_topic" if topic.startswith(self.internal_prefix) else "unknown_topic"
+
+
+def judge(raw: bytes | None, reason: str | None, destinations: Destinations) -> Verdict:
+    """What replay does with the record `raw` of `dead-letters`, given the `--reason` asked for."""
+    try:
+        letter = decode_dead_letter(raw)
+    except InvalidRecord as error:
+        return Verdict("refuse", "not_a_dead_letter", f"{error.reason}: {error.detail}")
+    if reason is not None and letter.reason != reason:
+        return Verdict("other")
+    refused = destinations.refusal(letter.source_topic)
+    if refused is not None:
+        return Verdict("refuse", refused, f"names {letter.source_topic} ({letter.reason})")
+    if letter.reason == "conflicting_duplicate" and reason != "conflicting_duplicate":
+        return Verdict("skip", "conflicting_duplicate", "a second version of a payout: compare by hand")
+    if letter.payload_base64 is None:
+        return Verdict("skip", "null_payload", "the message had no value: nothing to send")
+    if letter.payload_truncated:
+        kept, size = len(base64.b64decode(letter.payload_base64)), letter.payload_size
+        detail = f"only {kept} of {size} bytes were kept: replay the original from {_origin(letter)}"
+        return Verdict("skip", "truncated", detail)
+    key = None if letter.key_base64 is None else base64.b64decode(letter.key_base64)
+    return Verdict("replay", replay=Replay(letter.source_topic, key, base64.b64decode(letter.payload_base64)))
+
+
+def _origin(letter: DeadLetter) -> str:
+    return f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
+
+
+@dataclass
+class Report:
+    """What a replay did (or would do): counts by topic and by reason, and the letters it left."""
+
+    replayed: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    other: int = 0
+    listed: list[str] = field(default_factory=list)
+
+    def add(self, where: str, verdict: Verdict) -> None:
+        """Count one record of `dead-letters`, found at `where`."""
+        if verdict.action == "other":
+            self.other += 1
+            return
+        if verdict.replay is not None:
+            self.replayed[verdict.replay.topic] += 1
+            return
+        refused = verdict.action == "refuse"
+        (self.refused if refused else self.skipped)[verdict.why] += 1
+        self.listed.append(
+            f"  {'refused' if refused else 'skipped'} {where}: {verdict.why}: {verdict.detail}"
+        )
+
+    def lines(self, dry_run: bool) -> list[str]:
+        """The report, one line each; control characters from the letters escaped."""
+        verb = "would replay" if dry_run else "replayed"
+        lines = [f"{verb} {sum(self.replayed.values())} dead letters ({_counts(self.replayed, 'to ')})"]
+        for title, counts in (("refused", self.refused), ("skipped", self.skipped)):
+            if counts:
+                lines.append(f"{title} {sum(counts.values())}: {_counts(counts)}")
+        lines += self.listed[:LISTED]
+        if len(self.listed) > LISTED:
+            lines.append(f"  ... and {len(self.listed) - LISTED} more")
+        if self.other:
+            lines.append(f"left {self.other} with another reason")
+        return [printable(line) for line in lines]
+
+
+def _counts(counts: Mapping[str, int], prefix: str = "") -> str:
+    return ", ".join(f"{n} {prefix}{name}" for name, n in sorted(counts.items())) or "nothing matched"
+
+
+async def replay_dead_letters(app: PipelineApp, topics: Topics, reason: str | None, dry_run: bool) -> Report:
+    """Re-publish the replayable dead letters (matching `reason`) present now; report on all of them."""
     auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
     servers = [f"{url.host}:{url.port or 9092}" for url in app.conf.broker]
-    counts: Counter[str] = Counter()
+    destinations, report = Destinations.of(topics, app.conf.id), Report()
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", **auth)
     await producer.start()
     try:
-        async for letter in _read_to_end(servers, topics.dead_letters.get_topic_name(), auth):
-            replay = replayable(letter, reason)
-            if replay is None:
-                continue
-            counts[replay.topic] += 1
-            if not dry_run:
-                await producer.send(replay.topic, value=replay.value, key=replay.key)
+        async for where, raw in _read_to_end(servers, topics.dead_letters.get_topic_name(), auth):
+            verdict = judge(raw, reason, destinations)
+            report.add(where, verdict)
+            if verdict.replay is not None and not dry_run:
+                sent = verdict.replay
+                await producer.send(sent.topic, value=sent.value, key=sent.key)
         await producer.flush()
     finally:
         await producer.stop()
-    return counts
+    return report
 
 
-async def _read_to_end(servers: list[str], topic: str, auth: Any, timeout: float = 60.0) -> Any:
+async def _read_to_end(
+    servers: list[str], topic: str, auth: Any, timeout: float = 60.0
+) -> AsyncIterator[tuple[str, bytes | None]]:
+    """Each record of `topic` present now: where it is (`topic[partition]@offset`) and its value."""
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, **auth)
     await consumer.start()
     try:
@@ -79,7 +198,7 @@ async def _read_to_end(servers: list[str], topic: str, auth: Any, timeout: float
         while partitions and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for record in (r for records in batch.values() for r in records):
-                yield orjson.loads(record.value)
+                yield f"{topic}[{record.partition}]@{record.offset}", record.value
             # The fetch high watermark is the true end (Tansu's ListOffsets(latest) is not).
             if not batch and all([await _at_end(consumer, tp) for tp in partitions]):
                 return
@@ -97,11 +216,10 @@ def register(app: PipelineApp, topics: Topics) -> None:
 
     @app.command(
         option("--reason", default=None, help="Only dead letters with this reason (e.g. invalid_json)."),
-        option("--dry-run", is_flag=True, default=False, help="Count, do not send."),
+        option("--dry-run", is_flag=True, default=False, help="Report, do not send."),
     )
     async def replay(self: AppCommand, reason: str | None, dry_run: bool) -> None:
-        """Re-publish dead letters to the topic they came from."""
-        counts = await replay_dead_letters(app, topics, reason, dry_run)
-        verb = "would replay" if dry_run else "replayed"
-        detail = ", ".join(f"{n} to {topic}" for topic, n in sorted(counts.items())) or "nothing matched"
-        self.say(f"{verb} {sum(counts.values())} dead letters ({detail})")
+        """Re-publish dead letters to the input topic they came from; list what is refused or skipped."""
+        report = await replay_dead_letters(app, topics, reason, dry_run)
+        for line in report.lines(dry_run):
+            self.say(line)

@@ -1,5 +1,10 @@
 """The manual review rules, as pure functions: holding, deciding, escalating, listing.
 
+A payout id stands for one payout: holding and deciding compare what arrives with what is known
+under its id, so a repeat is a duplicate only when its content is the same, and a conflict otherwise.
+Escalation relies on it: it announces a payout id once, and that id's pending review is never
+replaced by another payout.
+
 No Faust, no I/O, no clock: the pending review, the decision already taken (if any) and the time
 come in as arguments, and what should happen comes out.
 """
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from worker.records import Payout, PendingReview, ReviewDecision, ReviewedPayout, SellerPayout
+from worker.rules import same_payout
 
 #: How many of a seller's recent payouts a reviewer sees next to a held one.
 HISTORY_LENGTH = 10
@@ -24,7 +30,8 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"
     UNKNOWN = "unknown"  # no such payout is waiting: nothing changes (HTTP 404)
     ALREADY_DECIDED = "already_decided"  # another decision came first: nothing changes (HTTP 409)
-    REDELIVERED = "redelivered"  # this very decision was applied before: nothing changes
+    REDELIVERED = "redelivered"  # this decision (verdict, reviewer, reason) was applied before
+    CONFLICT = "conflict"  # a different decision for a payout decided already: conflicting_duplicate
 
     @property
     def applied(self) -> bool:
@@ -46,9 +53,31 @@ def new_review(payout: Payout, history: Sequence[SellerPayout], now: datetime) -
     return PendingReview(payout=payout, held_at=now, history=recent)
 
 
-def is_new(pending: PendingReview | None, decided: ReviewDecision | None) -> bool:
-    """A payout is held only once: a redelivered or replayed one changes nothing."""
-    return pending is None and decided is None
+class Hold(enum.Enum):
+    """What a payout arriving for review does, given what is known under its id."""
+
+    NEW = "new"  # it waits for a person
+    DUPLICATE = "duplicate"  # the same payout is waiting or was decided: nothing changes
+    CONFLICT = "conflict"  # another payout under the same id: refused as conflicting_duplicate
+
+
+def hold_payout(
+    pending: PendingReview | None, decided: ReviewedPayout | ReviewDecision | None, incoming: Payout
+) -> Hold:
+    """Whether `incoming` is a new payout to hold, a repeat of the one known under its id, or another.
+
+    A repeat is never collapsed without comparing: a decision recorded without its payout (before
+    decisions kept it) cannot be compared, so the payout is refused rather than dropped.
+    """
+    if pending is None and decided is None:
+        return Hold.NEW
+    known = pending.payout if pending is not None else decided
+    return Hold.DUPLICATE if isinstance(known, Payout) and same_payout(known, incoming) else Hold.CONFLICT
+
+
+def same_decision(a: ReviewDecision, b: ReviewDecision) -> bool:
+    """The same decision: payout, verdict, reviewer and reason (a producer's retry may re-stamp the time)."""
+    return (a.payout_id, a.decision, a.reviewer, a.reason) == (b.payout_id, b.decision, b.reviewer, b.reason)
 
 
 def refusal(pending: PendingReview | None, decided: ReviewDecision | None) -> Outcome | None:
@@ -63,7 +92,7 @@ def apply_decision(
 ) -> Applied:
     """What `decision` does, given the pending review and the decision already recorded (if any)."""
     if decided is not None:
-        return Applied(Outcome.REDELIVERED if decided == decision else Outcome.ALREADY_DECIDED)
+        return Applied(Outcome.REDELIVERED if same_decision(decided, decision) else Outcome.CONFLICT)
     if pending is None:
         return Applied(Outcome.UNKNOWN)
     outcome = Outcome.APPROVED if decision.decision == "approve" else Outcome.REJECTED

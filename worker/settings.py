@@ -19,13 +19,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker import reviewers
 from worker.errors import ConfigError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 #: Fields whose values must never be echoed, not even in a validation error.
-SECRET_FIELDS = frozenset({"kafka_sasl_password", "review_api_token"})
+SECRET_FIELDS = frozenset({"kafka_sasl_password", "review_api_token", "review_token"})
 
 
 class Settings(BaseSettings):
@@ -69,7 +70,13 @@ class Settings(BaseSettings):
     storefront_orders_per_second: float | None = Field(default=None, ge=0, le=100_000)
 
     # -- Manual review --
+    #: One `name:sha256hex(token)` per reviewer (`python -m worker reviewers add NAME` writes it).
+    review_tokens_file: Path | None = None
+    #: A single shared token (a one-reviewer setup), recorded on decisions as `review_api_reviewer`.
     review_api_token: SecretStr = SecretStr("")
+    review_api_reviewer: str = "reviewer"
+    #: The `reviews` command's token: yours. Default: REVIEW_API_TOKEN.
+    review_token: SecretStr = SecretStr("")
     review_sla: timedelta = timedelta(hours=24)
 
     # -- The process --
@@ -101,6 +108,30 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not ISO 4217 codes: {', '.join(bad)}")
         return tuple(value)
+
+    @field_validator("review_tokens_file", mode="before")
+    @classmethod
+    def _unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("review_tokens_file")
+    @classmethod
+    def _tokens_file(cls, value: Path | None) -> Path | None:
+        # A missing file is no reviewer yet (`reviewers add` creates it); a malformed one stops start-up.
+        if value is not None:
+            try:
+                reviewers.read(value)
+            except reviewers.TokensFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("review_api_reviewer")
+    @classmethod
+    def _reviewer_name(cls, value: str) -> str:
+        try:
+            return reviewers.check_name(value)
+        except reviewers.TokensFileError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("review_sla", mode="before")
     @classmethod

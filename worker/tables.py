@@ -1,7 +1,9 @@
 """The pipeline's state: changelog-backed Faust tables (they survive restarts and move with partitions).
 
 pending-reviews   payout_id -> PendingReview   payouts waiting for a person
-decided-reviews   payout_id -> ReviewDecision  the decision applied: makes decisions idempotent
+decided-reviews   payout_id -> ReviewedPayout  the payout with the decision applied: makes decisions
+                                               idempotent, and lets a repeat be compared (older
+                                               entries hold the ReviewDecision alone)
 seller-history    seller_id -> [SellerPayout]  a seller's recent approved payouts, shown to the reviewer
 settlement-ledger payout_id -> Settlement      each payout's final state, written once
 
@@ -28,7 +30,15 @@ from faust.types import TP, TableT, TopicT
 
 from worker.app import PipelineApp
 from worker.codec import decode_state, encode
-from worker.records import PendingReview, ReviewDecision, SellerHistory, SellerPayout, Settlement
+from worker.errors import InvalidRecord
+from worker.records import (
+    PendingReview,
+    ReviewDecision,
+    ReviewedPayout,
+    SellerHistory,
+    SellerPayout,
+    Settlement,
+)
 from worker.review import waiting_summary
 from worker.settings import Settings
 
@@ -72,6 +82,8 @@ class ReviewTables:
     held: TopicT
     partitions: int
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: What review-hold did with each payout it received: new, duplicate, conflict.
+    holds: Counter[str] = field(default_factory=Counter)
     #: The histories this worker wrote, decoded: decoding one takes ~0.3 ms, and the seller-history
     #: agent reads the history of every seller it sees, every second.
     _histories: Written[tuple[SellerPayout, ...]] = field(default_factory=lambda: Written(4096))
@@ -83,8 +95,18 @@ class ReviewTables:
 
     def decision(self, payout_id: str) -> ReviewDecision | None:
         """The decision applied to a payout, if any."""
+        decided = self.decided_review(payout_id)
+        return decided.review if isinstance(decided, ReviewedPayout) else decided
+
+    def decided_review(self, payout_id: str) -> ReviewedPayout | ReviewDecision | None:
+        """The payout decided with its decision; or only the decision, if recorded before payouts were."""
         raw = self.decided.get(payout_id.encode())
-        return None if raw is None else decode_state(raw, ReviewDecision)
+        if raw is None:
+            return None
+        try:
+            return decode_state(raw, ReviewedPayout)
+        except InvalidRecord:
+            return decode_state(raw, ReviewDecision)
 
     def history(self, seller_id: str) -> list[SellerPayout]:
         """A seller's recent approved payouts, newest first."""
@@ -99,10 +121,10 @@ class ReviewTables:
         """Keep (or update) a pending review."""
         self.pending[review.payout.payout_id.encode()] = encode(review)
 
-    def record(self, decision: ReviewDecision) -> None:
-        """Record a decision: the payout stops waiting."""
-        key = decision.payout_id.encode()
-        self.decided[key] = encode(decision)
+    def record(self, reviewed: ReviewedPayout) -> None:
+        """Record a payout's decision, with the payout: it stops waiting."""
+        key = reviewed.payout_id.encode()
+        self.decided[key] = encode(reviewed)
         self.pending.pop(key, None)
 
     def remember(self, seller_id: str, history: list[SellerPayout]) -> None:
@@ -127,8 +149,13 @@ class ReviewTables:
         ]
 
     def summary(self, now: datetime) -> dict[str, object]:
-        """This worker's part of `/stats`: what waits here and the decisions it applied since start."""
-        return {**waiting_summary(self.owned_pending(), now), "decisions": dict(self.outcomes)}
+        """This worker's part of `/stats`: what waits here, and since start what it did with each
+        decision (approved, rejected, redelivered, conflict...) and payout held (new, duplicate...)."""
+        return {
+            **waiting_summary(self.owned_pending(), now),
+            "decisions": dict(self.outcomes),
+            "holds": dict(self.holds),
+        }
 
 
 def declare_tables(app: PipelineApp, settings: Settings) -> ReviewTables:

@@ -98,7 +98,7 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
             recoveries.append(time.monotonic() - killed_at)
 
         await producing
-        expected = {payout_id_for(f"{unique}-o-{n}") for n in range(ORDERS)}
+        expected = {payout_id_for(f"s-{n % 50}", f"{unique}-o-{n}") for n in range(ORDERS)}
         try:
             changelog = await read_until(
                 bootstrap,

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.kafka import read_until
-from tests.reviews import TOKEN, hold, web_port
+from tests.reviews import TOKENS, hold, tokens_file, web_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -25,9 +25,10 @@ ARGS = [
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (`make install` as root)")
 async def test_a_reviewer_approves_a_payout_on_the_page(bootstrap, start_pipeline, tmp_path: Path):
-    pipeline = await start_pipeline(review_api_token=TOKEN, review_threshold=Decimal("500.00"))
-    port = web_port(pipeline)
-    chosen, other = await hold(bootstrap, pipeline, ["o-page-1", "o-page-2"])
+    reviewers = tokens_file(tmp_path)
+    pipeline = await start_pipeline(review_tokens_file=reviewers, review_threshold=Decimal("500.00"))
+    port, token = web_port(pipeline), TOKENS["carol"]
+    chosen, other = await hold(bootstrap, pipeline, ["o-page-1", "o-page-2"], token=token)
     origin = f"http://127.0.0.1:{port}"
     requested: list[str] = []
 
@@ -37,9 +38,10 @@ async def test_a_reviewer_approves_a_payout_on_the_page(bootstrap, start_pipelin
             page = await browser.new_page()
             page.on("request", lambda request: requested.append(request.url))
             await page.goto(f"{origin}/")
-            await page.fill("#reviewer", "alice")
-            await page.fill("#token", TOKEN)
+            assert await page.locator("input").count() == 1  # the token: nobody types a name
+            await page.fill("#token", token)
             await page.click("#login button")
+            await expect(page.locator("#who")).to_have_text("carol", timeout=20_000)
             row = page.locator(f'tr[data-payout-id="{chosen}"]')
             await expect(row).to_contain_text("1941.70 EUR", timeout=20_000)
             await expect(page.locator(f'tr[data-payout-id="{other}"]')).to_be_visible()
@@ -49,7 +51,9 @@ async def test_a_reviewer_approves_a_payout_on_the_page(bootstrap, start_pipelin
             await row.locator("input").fill("verified with the seller by phone")
             await row.locator("button.approve").click()
 
-            await expect(page.locator("#message")).to_have_text(f"{chosen}: approved.", timeout=20_000)
+            await expect(page.locator("#message")).to_have_text(
+                f"{chosen}: approved by carol.", timeout=20_000
+            )
             await expect(row).to_have_count(0)
             stored = await page.evaluate("[sessionStorage.getItem('token'), localStorage.length]")
         finally:
@@ -58,8 +62,8 @@ async def test_a_reviewer_approves_a_payout_on_the_page(bootstrap, start_pipelin
     [approved] = await read_until(bootstrap, pipeline.topics.payouts_approved.get_topic_name(), bool)
     assert approved["payout_id"] == chosen
     assert (approved["review"]["reviewer"], approved["review"]["reason"]) == (
-        "alice",
+        "carol",
         "verified with the seller by phone",
     )
-    assert stored == [TOKEN, 0]  # kept for this tab only
+    assert stored == [token, 0]  # kept for this tab only
     assert requested and all(url.startswith(origin) for url in requested), requested  # works offline

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from decimal import Decimal
 
 import aiohttp
 
 from tests.kafka import produce, read_until
-from tests.reviews import TOKEN, big_order, call, decide, hold, stats, until, web_port
+from tests.reviews import (
+    SHARED,
+    TOKEN,
+    TOKENS,
+    big_order,
+    call,
+    decide,
+    hold,
+    stats,
+    tokens_file,
+    until,
+    web_port,
+)
 from worker.rules import payout_id_for
 
-REVIEW = {"review_api_token": TOKEN, "review_threshold": Decimal("500.00")}
+REVIEW = {**SHARED, "review_threshold": Decimal("500.00")}
 
 
 def by_id(payout_id: str):
@@ -71,6 +85,13 @@ async def test_a_rejected_payout_goes_to_payouts_rejected_and_bad_requests_are_r
     assert status == 400 and "invalid_json" in bad["error"]
     status, bad = await call(port, "POST", path, body={"reviewer": "alice"})
     assert status == 400 and "reason is missing" in bad["error"]
+    # Once 500s for an authenticated caller: a body nested 254 deep, an offset orjson cannot write.
+    deep = b'{"reviewer": "alice", "reason": "ok", "x": ' + b"[" * 254 + b"]" * 254 + b"}"
+    status, bad = await call(port, "POST", path, raw=deep)
+    assert status == 400 and "unknown_field" in bad["error"]
+    for offset in (2**63, 2**64, "1_0"):
+        status, bad = await call(port, "GET", f"/reviews?offset={offset}")
+        assert status == 400 and "offset" in bad["error"], offset
     assert (await decide(port, "po-no-such-payout", "approve"))[0] == 404
     assert (await call(port, "GET", "/reviews/po-no-such-payout"))[0] == 404
 
@@ -97,7 +118,7 @@ async def test_without_a_token_the_api_is_closed_but_the_page_is_served(start_pi
     for method, path in [("GET", "/reviews"), ("GET", "/reviews/po-1"), ("POST", "/reviews/po-1/approve")]:
         status, answer = await call(port, method, path, body={"reviewer": "a", "reason": "b"})
         assert status == 503, (method, path)
-        assert "REVIEW_API_TOKEN" in answer["error"]
+        assert "REVIEW_API_TOKEN" in answer["error"] and "REVIEW_TOKENS_FILE" in answer["error"]
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/") as page:
             assert page.status == 200 and page.content_type == "text/html"
@@ -119,9 +140,57 @@ async def test_a_held_payout_comes_with_its_sellers_recent_approved_payouts(boot
         # The history is written in batches (about a second): hold big payouts until one shows it.
         order_id = f"o-big-{next(attempts)}"
         await produce(bootstrap, orders, [(b"s-h", big_order(order_id, seller="s-h"))])
-        payout_id = payout_id_for(order_id)
+        payout_id = payout_id_for("s-h", order_id)
         await until(lambda: call(port, "GET", f"/reviews/{payout_id}"), lambda answer: answer[0] == 200)
         return (await call(port, "GET", f"/reviews/{payout_id}"))[1]["review"]["history"]
 
     [entry] = await until(held_history, bool, every=0)
     assert (entry["net"], entry["currency"]) == ("77.38", "EUR")
+
+
+async def test_each_reviewer_signs_with_their_own_token_and_a_body_cannot_sign_for_another(
+    bootstrap, start_pipeline, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    reviewers = tokens_file(tmp_path)
+    pipeline = await start_pipeline(**REVIEW, review_tokens_file=reviewers)  # and the shared token: alice
+    port, topics = web_port(pipeline), pipeline.topics
+    bob = TOKENS["bob"]
+    first, second, third = await hold(bootstrap, pipeline, ["o-bob", "o-alice", "o-forged"], token=bob)
+    answers = []
+
+    assert await call(port, "GET", "/reviewer", token=bob) == (200, {"reviewer": "bob"})
+    assert await call(port, "GET", "/reviewer") == (200, {"reviewer": "alice"})  # REVIEW_API_TOKEN
+    assert (await call(port, "GET", "/reviewer", token=TOKEN + "x"))[0] == 401
+    path = f"/reviews/{third}/approve"
+    answers.append(
+        await call(port, "POST", path, token=bob, body={"reviewer": "alice (the CFO)", "reason": "x"})
+    )
+    assert answers[-1][0] == 400 and "reviewer_mismatch" in answers[-1][1]["error"]
+    answers.append(
+        await call(
+            port, "POST", f"/reviews/{first}/approve", token=bob, body={"reviewer": "bob", "reason": "ok"}
+        )
+    )
+    answers.append(await decide(port, second, "reject", reason="stolen card"))
+    assert [(status, a.get("decision", {}).get("reviewer")) for status, a in answers[1:]] == [
+        (200, "bob"),
+        (200, "alice"),
+    ]
+    [approved] = await read_until(bootstrap, topics.payouts_approved.get_topic_name(), by_id(first))
+    assert approved["review"]["reviewer"] == "bob"
+
+    # The file is re-read when it changes: a removed reviewer's token stops working at once, and a
+    # file that cannot be used closes the API rather than keep old tokens.
+    reviewers.write_text(reviewers.read_text().replace("bob:", "# bob:"))
+    answers.append(await call(port, "GET", "/reviews", token=bob))
+    assert answers[-1][0] == 401
+    reviewers.write_text("bob:not-a-hash\n")
+    answers.append(await call(port, "GET", "/reviews"))
+    assert answers[-1][0] == 503 and "REVIEW_TOKENS_FILE cannot be used (line 1 " in answers[-1][1]["error"]
+
+    secrets = [TOKEN, *TOKENS.values()] + [
+        hashlib.sha256(t.encode()).hexdigest() for t in (TOKEN, *TOKENS.values())
+    ]
+    shown = repr(answers) + "\n".join(record.getMessage() for record in caplog.records)
+    assert "review decision posted" in shown and not [s for s in secrets if s in shown]

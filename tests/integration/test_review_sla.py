@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from tests.kafka import read_until
-from tests.reviews import TOKEN, hold, stats, until, web_port
+from tests.reviews import SHARED, hold, stats, until, web_port
 from tests.stores import each_store
 
 SLA = timedelta(seconds=2)
@@ -17,9 +17,9 @@ async def test_an_overdue_review_is_escalated_once_even_after_a_restart(
     bootstrap, start_pipeline, tmp_path, table_store: str
 ) -> None:
     settings = {
+        **SHARED,
         "table_store": table_store,
         "data_dir": tmp_path / "state",  # the same files for both runs
-        "review_api_token": TOKEN,
         "review_threshold": Decimal("500.00"),
         "review_sla": SLA,
         # Tansu keeps the stopped worker in the group until its session expires, and the restarted

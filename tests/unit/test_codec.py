@@ -85,12 +85,29 @@ def test_other_offsets_are_normalised_to_utc() -> None:
         ({**SEED, "amount": "-1.00"}, "non_positive_amount"),
         ({**SEED, "amount": "0"}, "non_positive_amount"),
         ({**SEED, "amount": "1.005"}, "too_many_decimals"),
-        ({**SEED, "amount": "1e300"}, "amount_too_large"),
+        ({**SEED, "amount": "1e300"}, "invalid_amount"),
+        ({**SEED, "amount": "1000000000.01"}, "amount_too_large"),
+        # Decimal() reads these; other services read them differently, or not at all.
+        ({**SEED, "amount": "1_000.00"}, "invalid_amount"),
+        ({**SEED, "amount": "+12.50"}, "invalid_amount"),
+        ({**SEED, "amount": " 12.50"}, "invalid_amount"),
+        ({**SEED, "amount": "12.50 "}, "invalid_amount"),
+        ({**SEED, "amount": "12.50\n"}, "invalid_amount"),
+        ({**SEED, "amount": "1.2e1"}, "invalid_amount"),
+        ({**SEED, "amount": "\u0661\u0662.50"}, "invalid_amount"),  # Arabic-Indic digits
+        ({**SEED, "amount": "\uff11\uff12.50"}, "invalid_amount"),  # full-width digits
+        ({**SEED, "amount": "12."}, "invalid_amount"),
+        ({**SEED, "amount": ".50"}, "invalid_amount"),
+        ({**SEED, "amount": "0x10"}, "invalid_amount"),
+        ({**SEED, "amount": "-0.00"}, "non_positive_amount"),
         ({**SEED, "currency": "JPY"}, "unknown_currency"),
         ({**SEED, "currency": "eur"}, "unknown_currency"),
         ({**SEED, "created_at": "yesterday"}, "invalid_timestamp"),
         ({**SEED, "created_at": "2026-11-28T10:00:00"}, "invalid_timestamp"),
         ({**SEED, "created_at": "2026-11-29T10:00:00Z"}, "future_timestamp"),
+        # Valid ISO-8601 that UTC cannot hold: this crashed the worker (OverflowError).
+        ({**SEED, "created_at": "0001-01-01T00:00:00+01:00"}, "invalid_timestamp"),
+        ({**SEED, "created_at": "9999-12-31T23:59:59-01:00"}, "invalid_timestamp"),
     ],
 )
 def test_each_kind_of_bad_order_has_its_own_reason(raw: object, reason: str) -> None:
@@ -102,6 +119,18 @@ def test_each_kind_of_bad_order_has_its_own_reason(raw: object, reason: str) -> 
         )
     assert bad.value.reason == reason
     assert bad.value.detail
+
+
+@pytest.mark.parametrize(("amount", "exact"), [("12", "12.00"), ("12.5", "12.50"), ("0012.50", "12.50")])
+def test_plain_ascii_amounts_with_up_to_two_decimals_are_accepted(amount: str, exact: str) -> None:
+    assert str(decode({**SEED, "amount": amount}).amount) == exact
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00-01:00", "2026-11-28T10:00:00+23:59"]
+)
+def test_the_edges_of_the_utc_range_are_times_like_any_other(moment: str) -> None:
+    assert decode({**SEED, "created_at": moment}).created_at.tzinfo is UTC
 
 
 def test_encode_accepts_records_dicts_str_and_bytes_and_nothing_else() -> None:

@@ -9,7 +9,7 @@ import orjson
 from aiokafka.protocol.admin import SaslAuthenticateRequest_v1
 from pydantic import SecretStr
 
-from worker.logs import JsonFormatter, Redact, logging_config
+from worker.logs import JsonFormatter, Printable, Redact, logging_config, printable
 
 PASSWORD = "pa'ss\\word-9f3k"
 
@@ -75,3 +75,70 @@ def test_the_sasl_plain_password_aiokafka_logs_at_debug_is_masked() -> None:
 def test_nothing_to_mask_leaves_the_record_alone() -> None:
     line = emit("t.plain", "rate=%s", 3, handler_filter=Redact([SecretStr("")]))
     assert orjson.loads(line)["rate"] == 3
+
+
+FORGED = "s-1\n2026-11-28 10:00:00 [WARNING] review decision posted: payout_id=po-FAKE decision=approve"
+
+
+def emit_text(logger_name: str, *args: object, exc: BaseException | None = None) -> str:
+    """What a text handler with the worker's filter writes for one call."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    handler.addFilter(Printable())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.warning(*args, exc_info=(type(exc), exc, None) if exc else None)  # type: ignore[arg-type]
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_a_newline_in_message_data_cannot_forge_a_log_line() -> None:
+    out = emit_text(
+        "worker.flow.screening", "payout held for review: payout_id=%s seller_id=%s", "po-1", FORGED
+    )
+    assert out.count("\n") == 1 and out.startswith("[WARNING] payout held")
+    assert "seller_id=s-1\\n2026-11-28" in out
+
+
+def test_escape_sequences_and_invisible_reordering_never_reach_the_log() -> None:
+    data = "s-\x1b[2J\x1b[31mred\x07\r\u202egnp.exe\u2028\x85\x00"
+    out = emit_text(
+        "worker.flow.review", "seller_id=%s key=%r other=%s n=%d", data, data, ValueError(data), 3
+    )
+    assert not any(ch in out[:-1] for ch in "\x1b\x07\r\u202e\u2028\x85\x00\n")
+    assert "s-\\x1b[2J\\x1b[31mred\\x07\\r\\u202egnp.exe\\u2028\\x85\\x00" in out
+    assert "n=3" in out and "key='s-\\x1b[2J" in out  # %r of a string was safe already: left as it was
+
+
+def test_a_line_without_arguments_and_a_mapping_are_escaped_too() -> None:
+    assert emit_text("worker.x", f"seller_id={FORGED}").count("\n") == 1
+    assert emit_text("worker.x", "seller_id=%(s)s", {"s": FORGED}).count("\n") == 1
+
+
+def test_json_lines_carry_the_escaped_values() -> None:
+    line = emit("worker.t", "held: seller_id=%s", "s-1\x1b[31m", handler_filter=Printable())
+    document = orjson.loads(line)
+    assert document["seller_id"] == "s-1\\x1b[31m" and document["message"] == "held: seller_id=s-1\\x1b[31m"
+
+
+def test_other_libraries_keep_their_tables_but_lose_escape_sequences() -> None:
+    table = "┌───┐\n│ t │\n└───┘"
+    out = emit_text("faust.tables.recovery", "Highwater for %s:\n%s", "\x1b[31mx", table)
+    assert table in out and "\\x1b[31mx" in out and "\x1b" not in out
+
+
+def test_a_traceback_keeps_its_lines_but_not_the_escape_sequences_of_its_message() -> None:
+    try:
+        raise ValueError("bad seller \x1b[31ms-1")
+    except ValueError as exc:
+        out = emit_text("worker.x", "failed", exc=exc)
+    assert "ValueError: bad seller \\x1b[31ms-1" in out and "\x1b" not in out
+
+
+def test_printable_leaves_ordinary_text_alone() -> None:
+    assert printable("Zürich 東京 café ✓ €12.50") == "Zürich 東京 café ✓ €12.50"
+    assert printable("a\tb\nc", keep="\n") == "a\\tb\nc"

@@ -13,12 +13,13 @@ from worker.errors import ConfigError, InvalidRecord
 from worker.records import Payout, PendingReview, ReviewDecision, ReviewedPayout
 from worker.review import (
     HISTORY_LENGTH,
+    Hold,
     Outcome,
     apply_decision,
     escalated,
     escalation_due,
     history_entry,
-    is_new,
+    hold_payout,
     new_review,
     oldest_first,
     refusal,
@@ -73,11 +74,15 @@ def test_a_decision_for_an_unknown_payout_changes_nothing() -> None:
     assert refusal(None, None) is Outcome.UNKNOWN
 
 
-def test_a_second_decision_changes_nothing_and_is_reported_as_a_conflict() -> None:
+@pytest.mark.parametrize(
+    "second",
+    [decision("reject", "alice"), decision("approve", "bob"), decision().derive(reason="other reason")],
+)
+def test_a_different_second_decision_changes_nothing_and_is_a_conflict(second: ReviewDecision) -> None:
     first = decision("approve", "alice")
-    applied = apply_decision(None, first, decision("reject", "bob"))
-    assert (applied.outcome, applied.payout) == (Outcome.ALREADY_DECIDED, None)
-    assert refusal(pending(), first) is Outcome.ALREADY_DECIDED
+    applied = apply_decision(None, first, second)
+    assert (applied.outcome, applied.payout) == (Outcome.CONFLICT, None)
+    assert refusal(pending(), first) is Outcome.ALREADY_DECIDED  # what the API answers (409)
 
 
 def test_the_same_decision_delivered_again_emits_no_second_payout() -> None:
@@ -86,16 +91,35 @@ def test_the_same_decision_delivered_again_emits_no_second_payout() -> None:
     applied = apply_decision(None, first, again)
     assert (applied.outcome, applied.payout) == (Outcome.REDELIVERED, None)
     assert not Outcome.REDELIVERED.applied
+    restamped = decision(at=NOW + timedelta(seconds=5))  # a producer's retry
+    assert apply_decision(None, first, restamped).outcome is Outcome.REDELIVERED
 
 
 def test_a_pending_payout_can_be_decided() -> None:
     assert refusal(pending(), None) is None
 
 
-def test_a_payout_is_held_once() -> None:
-    assert is_new(None, None)
-    assert not is_new(pending(), None)
-    assert not is_new(None, decision())
+def test_a_payout_is_held_once_and_a_repeat_is_compared_with_what_is_known() -> None:
+    held = pending()
+    decided = ReviewedPayout(**payout().asdict(), review=decision())
+    again = payout().derive(created_at=NOW + timedelta(hours=1))  # a redelivered order, computed again
+    assert hold_payout(None, None, payout()) is Hold.NEW
+    assert hold_payout(held, None, again) is Hold.DUPLICATE
+    assert hold_payout(None, decided, again) is Hold.DUPLICATE
+    other = payout(net="1600.00")  # the same id, another amount: a reused order id
+    assert hold_payout(held, None, other) is Hold.CONFLICT
+    assert hold_payout(None, decided, other) is Hold.CONFLICT
+    assert hold_payout(held, None, payout().derive(seller_id="s-2")) is Hold.CONFLICT
+
+
+def test_a_repeat_of_a_payout_decided_before_decisions_kept_it_is_refused_not_dropped() -> None:
+    assert hold_payout(None, decision(), payout()) is Hold.CONFLICT
+
+
+def test_an_escalated_review_is_never_replaced_so_it_is_announced_once() -> None:
+    announced = escalated(pending(held_at=NOW), NOW + SLA)
+    assert hold_payout(announced, None, payout()) is Hold.DUPLICATE  # kept as it is: still escalated
+    assert hold_payout(announced, None, payout(net="9999.00")) is Hold.CONFLICT  # refused, not announced
 
 
 def test_the_held_payout_is_not_part_of_its_own_history() -> None:
@@ -152,25 +176,51 @@ def test_decisions_round_trip_and_bad_ones_have_reasons() -> None:
         (b'{"reviewer": "alice"}', "missing_field"),
         (b'{"reviewer": "alice", "reason": "  "}', "missing_field"),
         (b'{"reviewer": "alice", "reason": 7}', "wrong_type"),
-        (b'{"reason": "ok"}', "missing_field"),
+        (b'{"reviewer": "bob", "reason": "ok"}', "reviewer_mismatch"),
         (orjson.dumps({"reviewer": "alice", "reason": "x" * 5000}), "text_too_long"),
     ],
 )
 def test_a_bad_decision_request_says_what_is_wrong(body: bytes, reason: str) -> None:
     with pytest.raises(InvalidRecord) as caught:
-        decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+        decode_decision_request(body, payout_id="po-1", decision="approve", reviewer="alice", now=NOW)
     assert caught.value.reason == reason
 
 
-def test_a_decision_request_cannot_smuggle_another_payout_or_verdict() -> None:
-    body = b'{"reviewer": " alice ", "reason": "ok", "payout_id": "po-other", "decision": "reject"}'
-    made = decode_decision_request(body, payout_id="po-1", decision="approve", now=NOW)
+def test_a_decision_request_takes_its_payout_verdict_and_time_from_the_route_and_the_clock() -> None:
+    made = decode_decision_request(
+        b'{"reason": "ok"}', payout_id="po-1", decision="approve", reviewer="alice", now=NOW
+    )
     assert (made.payout_id, made.decision, made.reviewer, made.decided_at) == (
         "po-1",
         "approve",
         "alice",
         NOW,
     )
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"reviewer": "alice", "reason": "ok", "payout_id": "po-other", "decision": "reject"}',
+        b'{"reviewer": "alice", "reason": "ok", "x": ' + nested(254) + b"}",  # a 500 when re-encoded
+        b'{"reviewer": "alice", "reason": "ok", "x": ' + nested(2000) + b"}",
+    ],
+)
+def test_a_decision_request_with_anything_else_in_it_is_refused(body: bytes) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        decode_decision_request(body, payout_id="po-1", decision="approve", reviewer="alice", now=NOW)
+    assert caught.value.reason in {"unknown_field", "invalid_json"}
+
+
+def test_a_reason_nested_deep_is_the_wrong_type() -> None:
+    body = b'{"reviewer": "alice", "reason": ' + nested(254) + b"}"
+    with pytest.raises(InvalidRecord) as caught:
+        decode_decision_request(body, payout_id="po-1", decision="approve", reviewer="alice", now=NOW)
+    assert caught.value.reason == "wrong_type"
 
 
 def test_table_state_round_trips_and_garbage_is_an_invalid_record() -> None:

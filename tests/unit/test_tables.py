@@ -1,10 +1,14 @@
-"""`Written`: the decoded values a worker wrote to a table, used only while the table holds them."""
+"""`Written`: the decoded values a worker wrote to a table, used only while the table holds them; and
+what the decided-reviews table keeps."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from worker.tables import Written
+from tests.unit.test_review_rules import decision, payout
+from worker.codec import encode
+from worker.records import ReviewedPayout
+from worker.tables import ReviewTables, Written
 
 
 def decoder(calls: list[bytes], raw: bytes) -> Callable[[], str]:
@@ -40,3 +44,14 @@ def test_only_the_most_recently_written_keys_are_kept() -> None:
     calls: list[bytes] = []
     assert [written.get(k, k.encode(), decoder(calls, k.encode())) for k in "abc"] == ["A", "b", "C"]
     assert calls == [b"b"]
+
+
+def test_a_decision_is_kept_with_its_payout_and_one_kept_alone_before_is_still_read() -> None:
+    decided: dict[bytes, bytes] = {}
+    tables = ReviewTables(None, pending={}, decided=decided, seller_history={}, held=None, partitions=1)  # type: ignore[arg-type]
+    reviewed = ReviewedPayout(**payout().asdict(), review=decision())
+    tables.record(reviewed)
+    assert tables.decided_review("po-1") == reviewed and tables.decision("po-1") == decision()
+    decided[b"po-1"] = encode(decision())  # as written before decisions kept their payout
+    assert tables.decided_review("po-1") == decision() and tables.decision("po-1") == decision()
+    assert tables.decision("po-2") is None

@@ -2,6 +2,10 @@
 
 A timer on every worker looks at the pending reviews that worker owns. It marks a review escalated in
 the table (kept in the changelog, so a restarted worker knows) before it announces it.
+
+Announcing once per payout id collapses nothing by mistake: review-hold never lets another payout
+take the id of a pending review (a changed repeat is a `conflicting_duplicate`), and a repeat of the
+same payout leaves the review, and its escalation mark, as they are (`worker.review.hold_payout`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ review-intake     payouts-review (keyed by seller) -> <app_id>-held-reviews (key
 review-hold       <app_id>-held-reviews -> the pending-reviews table
 review-decisions  review-decisions -> apply the decision -> payouts-approved | payouts-rejected
 
+A payout that arrives again with other content than the one held or decided under its id, and a
+decision that differs from the one applied, are dead-lettered as `conflicting_duplicate`; the same
+content again changes nothing (counted on /stats, `reviews.holds` and `reviews.decisions`).
+
 Why the hop through `held-reviews`: see `worker/tables.py`.
 """
 
@@ -16,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.codec import decode_decision, decode_payout, decode_state
+from worker.errors import InvalidRecord
 from worker.outbox import Outbox
 from worker.records import Payout, PendingReview, ReviewDecision
-from worker.review import Outcome, apply_decision, is_new, new_review
+from worker.review import Hold, Outcome, apply_decision, hold_payout, new_review
 from worker.runtime.stage import Stage
 from worker.tables import ReviewTables
 from worker.topics import Topics
@@ -35,9 +40,15 @@ def stages(topics: Topics, tables: ReviewTables) -> list[Stage[Any]]:
         out.send(tables.held, review, key=payout.payout_id)
 
     def hold(review: PendingReview, out: Outbox) -> None:
-        """Keep a held payout in the pending table until a person decides."""
+        """Keep a held payout in the pending table until a person decides; refuse another payout
+        under the same id."""
         payout_id = review.payout.payout_id
-        if is_new(tables.review(payout_id), tables.decision(payout_id)):
+        held = hold_payout(tables.review(payout_id), tables.decided_review(payout_id), review.payout)
+        tables.holds[held.value] += 1
+        if held is Hold.CONFLICT:
+            detail = f"payout {payout_id} is already held or decided with other content"
+            raise InvalidRecord("conflicting_duplicate", detail)
+        if held is Hold.NEW:
             tables.keep(review)
             logger.info("payout waiting for review: payout_id=%s", payout_id)
 
@@ -59,9 +70,14 @@ def stages(topics: Topics, tables: ReviewTables) -> list[Stage[Any]]:
         tables.outcomes[applied.outcome.value] += 1
         level = logging.INFO if applied.outcome.applied else logging.WARNING
         logger.log(level, "decision %s: payout_id=%s from %s", applied.outcome.value, payout_id, origin)
+        if applied.outcome is Outcome.CONFLICT:
+            raise InvalidRecord(
+                "conflicting_duplicate", f"payout {payout_id} was decided already, differently"
+            )
         if applied.payout is None:
             return
-        tables.record(decision)  # on the broker before the payout moves (the runtime flushes tables first)
+        # On the broker before the payout moves (the runtime flushes tables first).
+        tables.record(applied.payout)
         approved = applied.outcome is Outcome.APPROVED
         destination = topics.payouts_approved if approved else topics.payouts_rejected
         out.send(destination, applied.payout, key=applied.payout.seller_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,17 +21,20 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+#: Far beyond any real list; it keeps `offset` a number every JSON encoder writes (orjson: 64 bits).
+MAX_OFFSET = 1_000_000
+#: ASCII digits only: `int()` also reads `1_0`, ` 5 `, `+5` and non-ASCII digits.
+_WHOLE = re.compile(r"[0-9]{1,7}")
 
 
 def paging(query: Mapping[str, str]) -> tuple[int, int]:
     """`offset` and `limit` from the query string, or ValueError saying what is wrong."""
-    try:
-        offset, limit = int(query.get("offset", "0")), int(query.get("limit", str(DEFAULT_LIMIT)))
-    except ValueError:
-        raise ValueError("offset and limit must be whole numbers") from None
-    if offset < 0 or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"offset must be 0 or more and limit between 1 and {MAX_LIMIT}")
-    return offset, limit
+    offset, limit = query.get("offset", "0"), query.get("limit", str(DEFAULT_LIMIT))
+    if not (_WHOLE.fullmatch(offset) and _WHOLE.fullmatch(limit)):
+        raise ValueError("offset and limit must be whole numbers")
+    if int(offset) > MAX_OFFSET or not 1 <= int(limit) <= MAX_LIMIT:
+        raise ValueError(f"offset must be 0 to {MAX_OFFSET} and limit between 1 and {MAX_LIMIT}")
+    return int(offset), int(limit)
 
 
 class Listing:

@@ -1,6 +1,6 @@
 """Moving a partition past the message it stopped at (`PROCESSING_ERRORS=stop`): an operator's action.
 
-POST /partitions/{topic}/{partition}/skip   {"offset": N, "reason": "..."}  (the review token)
+POST /partitions/{topic}/{partition}/skip   {"offset": N, "reason": "..."}  (a reviewer's token)
 python -m worker skip TOPIC PARTITION OFFSET --reason "..." [--url http://worker:6066]
 
 The message goes to `dead-letters` as `processing_error`, with the error, who skipped it and why;
@@ -22,7 +22,7 @@ from worker.cli import call
 from worker.publish import Publisher
 from worker.runtime.halts import Halts
 from worker.settings import Settings
-from worker.web.auth import requires_token
+from worker.web.auth import requires_token, reviewers_from
 
 
 def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Settings) -> None:
@@ -30,8 +30,8 @@ def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Set
 
     @app.page("/partitions/{topic}/{partition}/skip", name="skip")
     class Skip(web.View):
-        @requires_token(settings.review_api_token)
-        async def post(self, request: web.Request, topic: str, partition: str) -> web.Response:
+        @requires_token(reviewers_from(settings), as_reviewer=True)
+        async def post(self, request: web.Request, topic: str, partition: str, reviewer: str) -> web.Response:
             """Dead-letter the message `topic[partition]` stopped at, and go on past it."""
             try:
                 offset, reason = _skip_request(await request.read(), partition)
@@ -39,7 +39,7 @@ def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Set
                 return self.json({"error": str(exc)}, status=400)
             try:
                 halt = await halts.skip(
-                    topic, int(partition), offset, reason=reason, by="operator", publisher=publisher
+                    topic, int(partition), offset, reason=reason, by=reviewer, publisher=publisher
                 )
             except LookupError as exc:
                 return self.json({"error": str(exc)}, status=404)
@@ -56,7 +56,7 @@ def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Set
     )
     async def skip(self: AppCommand, topic: str, partition: int, offset: int, **options: Any) -> None:
         """Dead-letter the message a stopped partition is at, and let its stage go on."""
-        token = settings.review_api_token.get_secret_value()
+        token = (settings.review_token or settings.review_api_token).get_secret_value()
         path = f"/partitions/{topic}/{partition}/skip"
         body = {"offset": offset, "reason": options["reason"]}
         try:

@@ -1,9 +1,12 @@
 """The review API, on the worker's own web server. Every route needs `Authorization: Bearer <token>`.
 
+GET  /reviewer                             {"reviewer": name}: whom the token belongs to
 GET  /reviews?offset=0&limit=50            pending payouts, longest waiting first, from every worker
 GET  /reviews/{payout_id}                  one payout: pending (with the seller's history) or decided
-POST /reviews/{payout_id}/approve|reject   {"reviewer": "...", "reason": "..."}: 200 applied, 400 bad
-                                           body, 404 unknown, 409 decided already, 202 still applying
+POST /reviews/{payout_id}/approve|reject   {"reason": "..."}: 200 applied, 400 bad body, 404 unknown,
+                                           409 decided already, 202 still applying
+
+The decision names the reviewer whose token the request carries (see `worker.reviewers`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from worker.review import Outcome, refusal
 from worker.settings import Settings
 from worker.tables import ReviewTables
 from worker.topics import Topics
-from worker.web.auth import requires_token
+from worker.web.auth import requires_token, reviewers_from
 from worker.web.listing import Listing, paging
 from worker.web.routing import forward, owner_of
 
@@ -44,9 +47,17 @@ def register(
     app: PipelineApp, topics: Topics, publisher: Publisher, tables: ReviewTables, settings: Settings
 ) -> None:
     """Add the review API to `app`."""
-    guarded = requires_token(settings.review_api_token)
+    people = reviewers_from(settings)
+    guarded, as_reviewer = requires_token(people), requires_token(people, as_reviewer=True)
     listing = Listing(app, tables)
     deciding: set[str] = set()  # payouts whose decision this worker is applying right now
+
+    @app.page("/reviewer", name="reviewer")
+    class Reviewer(web.View):
+        @as_reviewer
+        async def get(self, request: web.Request, reviewer: str) -> web.Response:
+            """Whom the request's token belongs to (the page shows it)."""
+            return json(self, {"reviewer": reviewer})
 
     @app.page("/reviews", name="reviews")
     class Reviews(web.View):
@@ -78,14 +89,18 @@ def register(
 
     @app.page("/reviews/{payout_id}/{decision:approve|reject}", name="decide")
     class Decide(web.View):
-        @guarded
-        async def post(self, request: web.Request, payout_id: str, decision: str) -> web.Response:
-            """Approve or reject a held payout, with the reviewer's name and reason."""
+        @as_reviewer
+        async def post(
+            self, request: web.Request, payout_id: str, decision: str, reviewer: str
+        ) -> web.Response:
+            """Approve or reject a held payout, as the token's reviewer, with a reason."""
             body = await request.read()
             try:
-                verdict = decode_decision_request(body, payout_id=payout_id, decision=decision, now=now())
+                verdict = decode_decision_request(
+                    body, payout_id=payout_id, decision=decision, reviewer=reviewer, now=now()
+                )
             except InvalidRecord as error:
-                message = f"bad request body ({error.reason}): {error.detail}; send {{reviewer, reason}}"
+                message = f"bad request body ({error.reason}): {error.detail}; send {{reason}}"
                 return self.json({"error": message}, status=400)
             owner = owner_of(app, tables, payout_id)
             if owner is not None:
@@ -105,7 +120,12 @@ def register(
             applied = await applied_decision(payout_id)
         finally:
             deciding.discard(payout_id)
-        logger.info("review decision posted: payout_id=%s decision=%s", payout_id, verdict.decision)
+        logger.info(
+            "review decision posted: payout_id=%s decision=%s reviewer=%s",
+            payout_id,
+            verdict.decision,
+            verdict.reviewer,
+        )
         if applied is None:
             return json(view, {"status": "accepted", "decision": verdict}, status=202)
         if applied != verdict:

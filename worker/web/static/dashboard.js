@@ -28,7 +28,7 @@ function say(text, kind) {
   message.className = kind || "";
 }
 
-// ---- the reviewer's session: name and token, for this tab only ----
+// ---- the reviewer's session: the token, and the name the worker says it belongs to, for this tab only ----
 function session() {
   return { reviewer: store.getItem("reviewer"), token: store.getItem("token") };
 }
@@ -39,7 +39,6 @@ function showSession() {
   $("login").hidden = active;
   $("session").hidden = !active;
   $("who").textContent = reviewer || "";
-  if (reviewer && !$("reviewer").value) $("reviewer").value = reviewer;
   $("locked").hidden = active;
   if (!active) {
     $("pending").hidden = true;
@@ -48,18 +47,31 @@ function showSession() {
   }
 }
 
-$("login").addEventListener("submit", (event) => {
+// Ask the worker whose token this is: the page never lets anyone type a name.
+async function whoAmI() {
+  store.removeItem("reviewer");
+  if (!session().token) return;
+  try {
+    const { status, body } = await api("/reviewer");
+    if (status === 200) store.setItem("reviewer", body.reviewer);
+  } catch (error) {
+    say("The worker is not answering.", "error");
+  }
+  showSession();
+}
+
+$("login").addEventListener("submit", async (event) => {
   event.preventDefault();
-  store.setItem("reviewer", $("reviewer").value.trim());
   store.setItem("token", $("token").value.trim());
   $("token").value = "";
-  showSession();
   say("");
+  await whoAmI();
   refreshReviews();
 });
 
 $("logout").addEventListener("click", () => {
   store.removeItem("token");
+  store.removeItem("reviewer");
   showSession();
   rows.forEach((row) => row.remove());
   rows.clear();
@@ -72,6 +84,7 @@ async function api(path, options = {}) {
   try { body = await response.json(); } catch (ignored) { /* an empty or non-JSON answer */ }
   if (response.status === 401) {
     store.removeItem("token");
+    store.removeItem("reviewer");
     showSession();
     say("The review token was refused: enter it again.", "error");
   } else if (response.status === 503) {
@@ -174,7 +187,7 @@ function render(page) {
 }
 
 async function refreshReviews() {
-  if (!session().token) return;
+  if (!session().token || !session().reviewer) return;
   try {
     const { status, body } = await api("/reviews?limit=100");
     if (status === 200) render(body);
@@ -195,10 +208,10 @@ async function decide(row, decision, reason, buttons) {
     const { status, body } = await api(`/reviews/${encodeURIComponent(id)}/${decision}`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ reviewer: session().reviewer, reason: reason.value.trim() }),
+      body: JSON.stringify({ reason: reason.value.trim() }),
     });
     if (status === 200 || status === 202) {
-      say(`${id}: ${body.status}.`, "ok");
+      say(`${id}: ${body.status} by ${body.decision.reviewer}.`, "ok");
       row.remove();
       rows.delete(id);
     } else if (status !== 401 && status !== 503) {
@@ -212,6 +225,7 @@ async function decide(row, decision, reason, buttons) {
 
 showSession();
 refreshStats();
-refreshReviews();
+if (session().token && !session().reviewer) whoAmI().then(refreshReviews);
+else refreshReviews();
 setInterval(refreshStats, STATS_EVERY_MS);
 setInterval(refreshReviews, REVIEWS_EVERY_MS);
