@@ -88,11 +88,19 @@ def refusal(pending: PendingReview | None, decided: ReviewDecision | None) -> Ou
 
 
 def apply_decision(
-    pending: PendingReview | None, decided: ReviewDecision | None, decision: ReviewDecision
+    pending: PendingReview | None, decided: ReviewedPayout | ReviewDecision | None, decision: ReviewDecision
 ) -> Applied:
-    """What `decision` does, given the pending review and the decision already recorded (if any)."""
+    """What `decision` does, given the pending review and what was decided already (if anything).
+
+    The same decision delivered again re-sends the payout it decided: the first delivery may have
+    stopped after the decision was recorded and before the payout reached the broker (at least once;
+    the payout id is the same, and the ledger settles it once).
+    """
     if decided is not None:
-        return Applied(Outcome.REDELIVERED if same_decision(decided, decision) else Outcome.CONFLICT)
+        recorded = decided.review if isinstance(decided, ReviewedPayout) else decided
+        if not same_decision(recorded, decision):
+            return Applied(Outcome.CONFLICT)
+        return Applied(Outcome.REDELIVERED, decided if isinstance(decided, ReviewedPayout) else None)
     if pending is None:
         return Applied(Outcome.UNKNOWN)
     outcome = Outcome.APPROVED if decision.decision == "approve" else Outcome.REJECTED

@@ -13,6 +13,7 @@ from worker.errors import ConfigError, InvalidRecord
 from worker.records import Payout, PendingReview, ReviewDecision, ReviewedPayout
 from worker.review import (
     HISTORY_LENGTH,
+    Applied,
     Hold,
     Outcome,
     apply_decision,
@@ -85,14 +86,19 @@ def test_a_different_second_decision_changes_nothing_and_is_a_conflict(second: R
     assert refusal(pending(), first) is Outcome.ALREADY_DECIDED  # what the API answers (409)
 
 
-def test_the_same_decision_delivered_again_emits_no_second_payout() -> None:
-    first = decision()
-    again = ReviewDecision.from_data(orjson.loads(encode(first)))  # as redelivered from the topic
+def test_the_same_decision_delivered_again_sends_the_same_payout_again() -> None:
+    # The first delivery may have recorded the decision and stopped before its payout reached the
+    # broker: sending the same payout (same id) again loses nothing, and the ledger settles it once.
+    first = apply_decision(pending(), None, decision()).payout
+    assert first is not None
+    again = ReviewDecision.from_data(orjson.loads(encode(decision())))  # as redelivered from the topic
     applied = apply_decision(None, first, again)
-    assert (applied.outcome, applied.payout) == (Outcome.REDELIVERED, None)
-    assert not Outcome.REDELIVERED.applied
+    assert (applied.outcome, applied.payout) == (Outcome.REDELIVERED, first)
+    assert not Outcome.REDELIVERED.applied  # nothing is recorded again
     restamped = decision(at=NOW + timedelta(seconds=5))  # a producer's retry
     assert apply_decision(None, first, restamped).outcome is Outcome.REDELIVERED
+    # An entry from before decided-reviews kept the payout: nothing to send again.
+    assert apply_decision(None, decision(), again) == Applied(Outcome.REDELIVERED, None)
 
 
 def test_a_pending_payout_can_be_decided() -> None:

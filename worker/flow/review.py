@@ -66,7 +66,7 @@ def stages(topics: Topics, tables: ReviewTables) -> list[Stage[Any]]:
 
     def apply(decision: ReviewDecision, out: Outbox, origin: str) -> None:
         payout_id = decision.payout_id
-        applied = apply_decision(tables.review(payout_id), tables.decision(payout_id), decision)
+        applied = apply_decision(tables.review(payout_id), tables.decided_review(payout_id), decision)
         tables.outcomes[applied.outcome.value] += 1
         level = logging.INFO if applied.outcome.applied else logging.WARNING
         logger.log(level, "decision %s: payout_id=%s from %s", applied.outcome.value, payout_id, origin)
@@ -76,9 +76,9 @@ def stages(topics: Topics, tables: ReviewTables) -> list[Stage[Any]]:
             )
         if applied.payout is None:
             return
-        # On the broker before the payout moves (the runtime flushes tables first).
-        tables.record(applied.payout)
-        approved = applied.outcome is Outcome.APPROVED
+        if applied.outcome.applied:  # on the broker before the payout moves (tables are flushed first)
+            tables.record(applied.payout)
+        approved = applied.payout.review.decision == "approve"
         destination = topics.payouts_approved if approved else topics.payouts_rejected
         out.send(destination, applied.payout, key=applied.payout.seller_id)
 
