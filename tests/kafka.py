@@ -93,6 +93,40 @@ async def read_until(
     return values
 
 
+async def read_to_end(
+    bootstrap: str, topic: str, *, timeout: float = 60.0, with_keys: bool = False
+) -> list[Any]:
+    """Every record of every partition of `topic`, from the beginning to the end as it is now.
+
+    The end is each partition's high watermark as a fetch response gives it (right on every broker;
+    Tansu 0.6 answers ListOffsets with the base offset of the last batch instead).
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    values: list[Any] = []
+    try:
+        partitions = await _partitions(consumer, topic, timeout)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + timeout
+        while not await _all_at_end(consumer, partitions):
+            assert time.monotonic() < deadline, f"timed out after {timeout}s reading {topic} to its end"
+            batch = await consumer.getmany(timeout_ms=500)
+            records = [record for records in batch.values() for record in records]
+            values += [(r.key, _json(r.value)) if with_keys else _json(r.value) for r in records]
+    finally:
+        await consumer.stop()
+    return values
+
+
+async def _all_at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    for tp in partitions:
+        high = consumer.highwater(tp)
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return True
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> list[TopicPartition]:
     deadline = time.monotonic() + timeout
     while True:

@@ -122,7 +122,7 @@ async def test_stop_pauses_only_that_partition_until_an_operator_skips_the_messa
     assert skipped.returncode == 0, skipped.stdout + skipped.stderr
     [letter] = await read_until(bootstrap, topics.dead_letters.get_topic_name(), bool)
     assert (letter["reason"], letter["source_offset"]) == ("processing_error", halt["offset"])
-    assert letter["detail"].endswith("skipped by operator: a known bug, see #12")
+    assert letter["detail"].endswith("skipped by reviewer: a known bug, see #12")
     await until(lambda: stats(port), lambda s: s["ledger"]["settled"] == 2)  # o-after, past the skip
     await poll(port, "/readyz", lambda status, body: status == 200 and not body["stopped_at_errors"])
     assert (await call(port, "POST", f"/partitions/{prefix}-{source}/0/skip", body={"offset": 0})) == (
