@@ -23,6 +23,7 @@ from mode import Service, ServiceT
 from mode.utils.futures import notify
 from pydantic import SecretStr
 
+from worker import shutdown
 from worker.errors import ConfigError
 from worker.logs import Redact, logging_config
 from worker.settings import BrokerQuirks, Settings
@@ -164,12 +165,18 @@ class _Worker(faust.Worker):
         super().__init__(*args, **kwargs)
         self.spinner = None
 
+    async def stop(self) -> None:
+        # Faust's stop has no limit when the broker does not answer: this one has (`worker.shutdown`).
+        shutdown.bound_stop()
+        await super().stop()
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
         app = self.app
         assert isinstance(app, PipelineApp)
         for handler in logger.handlers:
             handler.addFilter(Redact(app.secrets))
+            handler.addFilter(shutdown.QuietClients())
 
 
 class _Web(Web):

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from faust.types import AgentT, TopicT
 
-from worker import cli, progress, replay
+from worker import cli, progress, replay, shutdown
 from worker.app import PipelineApp, create_app
 from worker.batches import BatchAgent
 from worker.broker import HOST, BrokerProcess, embedded
@@ -143,8 +143,13 @@ def run(argv: list[str] | None = None) -> None:
 
 
 def _start_embedded(settings: Settings) -> BrokerProcess:
-    """Start the embedded broker."""
-    return embedded_broker(settings).start()
+    """Start the embedded broker; a worker whose broker dies under it gives up at once."""
+    broker = embedded_broker(settings).start()
+    shutdown.on_give_up(lambda: broker.stop(timeout=1), gone=broker.exited)
+    broker.watch(
+        lambda how: shutdown.give_up(f"the embedded {broker.name} broker {how}: the worker cannot go on")
+    )
+    return broker
 
 
 def _stop_after_worker(broker: BrokerProcess) -> Callable[..., None]:
