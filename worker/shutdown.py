@@ -73,11 +73,14 @@ def give_up(reason: str) -> None:
 
 
 class QuietClients(logging.Filter):
-    """Drops aiokafka's warnings and errors while the worker stops or after its embedded broker
-    exited: against a broker that is gone they are a flood of failed connections (hundreds a second)
-    that says no more than the one line of `give_up`."""
+    """Keeps the flood out of the log: aiokafka's warnings and errors while the worker stops (against a
+    broker that is gone, hundreds of failed connections a second), and every warning and error but
+    `give_up`'s once the embedded broker has exited (the stages' failed sends and commits included):
+    they say no more than that one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or not record.name.startswith("aiokafka"):
+        if record.levelno < logging.WARNING or record.name == __name__:
             return True
-        return not (_stopping.is_set() or any(gone() for gone in _gone))
+        if any(gone() for gone in _gone):
+            return False
+        return not (_stopping.is_set() and record.name.startswith("aiokafka"))

@@ -165,8 +165,8 @@ def test_a_worker_whose_embedded_broker_dies_says_so_in_one_line_and_exits_non_z
 
     print(f"\nbroker killed: the worker gave up after {took:.1f}s")
     assert started.process.returncode == EXIT_GAVE_UP
-    [line] = warnings_and_errors(started.output_since_mark())
-    assert f"the embedded {BROKER} broker was killed by SIGKILL" in line
+    lines = warnings_and_errors(started.output_since_mark())
+    assert len(lines) == 1 and f"the embedded {BROKER} broker was killed by SIGKILL" in lines[0], lines
 
 
 @embedded_only
