@@ -8,11 +8,14 @@ N ?= 100000
 #: Test processes (pytest-xdist): most integration tests wait on the broker (group joins), so two
 #: halve `make test` on 2 cores. Each process starts its own embedded broker.
 TEST_WORKERS ?= 2
-#: The browser the dashboard test drives (Debian's package; Playwright never downloads one).
+#: The browser the dashboard test drives (Debian's package; Playwright never downloads one). `make test`
+#: uses it when it is there and never installs it: `.ci/run`, on CI's own machine, does.
 CHROMIUM := /usr/bin/chromium
+#: EMBEDDED_BROKER (noida, the default, or tansu) picks the embedded broker of `make run`, `make test`
+#: and `make bench`, from the environment or the command line (`make test EMBEDDED_BROKER=tansu`).
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint typecheck bench clean
+.PHONY: help install run test chromium-check test-unit test-integration lint typecheck bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -24,21 +27,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) $(CHROMIUM) ## Create or refresh .venv from pyproject.toml (with the embedded broker)
+install: $(STAMP) ## Create or refresh .venv from pyproject.toml (with both embedded brokers)
 
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "streamline: installing chromium for the dashboard's browser test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else \
-		echo "streamline: $(CHROMIUM) missing and not root: the browser test will be skipped"; \
-	fi
-
-run: $(STAMP) ## Run a worker; starts the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set
+run: $(STAMP) ## Run a worker; starts the embedded broker (EMBEDDED_BROKER) unless KAFKA_BOOTSTRAP_SERVERS is set
 	$(PY) -m worker
 
-test: lint typecheck $(CHROMIUM) ## Lint, type-check and run every test (starts its own embedded broker)
+test: lint typecheck chromium-check ## Lint, type-check and run every test (on its own embedded broker: EMBEDDED_BROKER)
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+chromium-check:
+	@test -x $(CHROMIUM) || echo "streamline: no $(CHROMIUM): the dashboard's browser test is skipped (.ci/run installs it)"
 
 test-unit: $(STAMP) ## Run the tests that need no broker
 	$(PY) -m pytest -m "not integration"
@@ -53,7 +51,7 @@ lint: $(STAMP) ## Lint and check formatting (ruff)
 typecheck: $(STAMP) ## Type-check the package (mypy --strict)
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## Benchmark the worker against raw aiokafka (N=100000 orders)
+bench: $(STAMP) ## Benchmark the worker against raw aiokafka (N=100000 orders; EMBEDDED_BROKER or KAFKA_BOOTSTRAP_SERVERS)
 	$(PY) -m bench --orders $(N)
 
 clean: ## Remove .venv, state and caches

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -16,7 +18,8 @@ from bench import report, variants
 from bench.orders import orders
 from bench.progress import Progress
 from bench.variants import Result, Run
-from worker.broker import EmbeddedBroker, find_tansu, free_port
+from worker.broker import embedded, free_port
+from worker.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -59,17 +62,29 @@ async def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> di
     return {name: await VARIANTS[name](run, args) for name in VARIANTS if name in chosen}
 
 
+@contextlib.contextmanager
+def broker(workdir: Path) -> Iterator[tuple[str, str]]:
+    """(bootstrap servers, a name for the report): KAFKA_BOOTSTRAP_SERVERS if set, else the embedded
+    broker EMBEDDED_BROKER names, started for the bench and stopped after it."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    if not settings.embedded_broker:
+        yield settings.kafka_bootstrap_servers, f"cluster {settings.kafka_bootstrap_servers}"
+        return
+    # The variants' workers see an external cluster: they are told its quirks, as an operator would.
+    os.environ["BROKER_QUIRKS"] = settings.broker_quirks
+    with embedded(settings.embedded_broker_name, free_port(), workdir) as running:
+        yield running.bootstrap_servers, f"embedded {running.name}"
+
+
 def main(argv: list[str]) -> None:
     args = parse(argv)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-") as tmp,
-        EmbeddedBroker(find_tansu(), free_port(), log_path=Path(tmp) / "tansu.log") as broker,
-    ):
-        results = asyncio.run(measure(args, broker.bootstrap_servers, Path(tmp)))
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, broker(Path(tmp)) as (bootstrap, name):
+        results = asyncio.run(measure(args, bootstrap, Path(tmp)))
     command = shlex.join(["python", "-m", "bench", *argv])
-    print(f"\n`{command}`\n\n{report.table(results) if len(results) == len(VARIANTS) else results}")
+    print(f"\n`{command}` on {name}\n\n{report.table(results) if len(results) == len(VARIANTS) else results}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_bytes(orjson.dumps(report.document(results, command), option=orjson.OPT_INDENT_2))
+    document = report.document(results, command, name)
+    args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     print(f"\nfigures: {args.json}", file=sys.stderr)
 
 

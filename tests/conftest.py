@@ -12,7 +12,7 @@ import pytest
 from worker.settings import Settings
 
 #: Every variable the settings read; tests clear them so the developer's shell cannot leak in.
-_VARIABLES = [name.upper() for name in Settings.model_fields] + ["ENV_FILE"]
+_VARIABLES = [name.upper() for name in Settings.model_fields] + ["EMBEDDED_BROKER", "ENV_FILE"]
 
 
 @pytest.fixture(autouse=True)

@@ -19,12 +19,13 @@ ROOT = Path(__file__).parents[1]
 
 
 def spawn(
-    args: list[str], env: dict[str, str], cwd: Path, output: Path | None = None
+    args: list[str], env: dict[str, str], cwd: Path, output: Path | None = None, *, new_session: bool = False
 ) -> subprocess.Popen[bytes]:
     """Start `args` with this checkout importable and no KAFKA_* from the caller.
 
     stdout and stderr go to `output` if given (a chatty process would fill a pipe nobody reads, and
-    block), else to a pipe for `communicate()`.
+    block), else to a pipe for `communicate()`. `new_session`: in a session and process group of its
+    own, as a terminal starts a foreground job (`os.killpg` then does what Ctrl-C does).
     """
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
     base["PYTHONPATH"] = str(ROOT)
@@ -35,6 +36,7 @@ def spawn(
             cwd=cwd,
             stdout=sink if output else subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
 
 

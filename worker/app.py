@@ -25,9 +25,10 @@ from mode import Service, ServiceT
 from mode.utils.futures import notify
 from pydantic import SecretStr
 
+from worker import shutdown
 from worker.errors import ConfigError
 from worker.logs import Printable, Redact, logging_config
-from worker.settings import Settings
+from worker.settings import BrokerQuirks, Settings
 from worker.stores import Table
 
 logger = logging.getLogger(__name__)
@@ -131,22 +132,8 @@ class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
         return super()._new_offset(tp)
 
     async def end_offsets(self, *partitions: TP) -> Mapping[TP, int]:
-        """The broker's end offsets (ListOffsets), as Faust's `highwaters` reads them: cheap, but on
-        Tansu 0.6 short of the end (see `highwaters`)."""
+        """The broker's end offsets (ListOffsets), as Faust's `highwaters` reads them."""
         return await super().highwaters(*partitions)
-
-    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
-        # Table recovery reads each changelog up to these offsets. Tansu 0.6 answers ListOffsets with
-        # the base offset of the last record batch, so recovery stopped before the last batch and the
-        # ledger forgot payouts it had settled (17 re-settled after two kills in the crash test). The
-        # high watermark in a fetch response is right on every broker: the larger of the two is used.
-        ends = dict(await self.end_offsets(*partitions))
-        try:
-            fetched = await fetched_highwaters(self.app, list(partitions), ends)
-        except Exception as exc:  # the broker's answer is the best there is
-            logger.warning("could not read high watermarks with a fetch (%r): using the end offsets", exc)
-            return ends
-        return {tp: max(end, fetched.get(tp, end)) for tp, end in ends.items()}
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         for tp, offset in self._refetch.items():
@@ -166,8 +153,29 @@ class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
             yield tp, message
 
 
+class _TansuConsumer(_AtLeastOnceConsumer):
+    """The consumer on Tansu 0.6, whose ListOffsets answers the base offset of the last record batch
+    instead of the end of the partition."""
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        # Table recovery reads each changelog up to these offsets: on Tansu it stopped before the last
+        # batch and the ledger forgot payouts it had settled (17 re-settled after two kills in the crash
+        # test). The high watermark in a fetch response is right there: the larger of the two is used.
+        ends = dict(await self.end_offsets(*partitions))
+        try:
+            fetched = await fetched_highwaters(self.app, list(partitions), ends)
+        except Exception as exc:  # the broker's answer is the best there is
+            logger.warning("could not read high watermarks with a fetch (%r): using the end offsets", exc)
+            return ends
+        return {tp: max(end, fetched.get(tp, end)) for tp, end in ends.items()}
+
+
 class _Transport(aiokafka_driver.Transport):
     Consumer = _AtLeastOnceConsumer
+
+
+class _TansuTransport(aiokafka_driver.Transport):
+    Consumer = _TansuConsumer
 
 
 class _Boot(BootStrategy):
@@ -196,6 +204,11 @@ class _Worker(faust.Worker):
         super().__init__(*args, **kwargs)
         self.spinner = None
 
+    async def stop(self) -> None:
+        # Faust's stop has no limit when the broker does not answer: this one has (`worker.shutdown`).
+        shutdown.bound_stop()
+        await super().stop()
+
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
         app = self.app
@@ -203,6 +216,7 @@ class _Worker(faust.Worker):
         for handler in logger.handlers:
             handler.addFilter(Printable())  # message data escaped first, then secrets masked
             handler.addFilter(Redact(app.secrets))
+            handler.addFilter(shutdown.QuietClients())
 
 
 class _Web(Web):
@@ -220,15 +234,24 @@ class PipelineApp(faust.App):
     def _new_web(self) -> Web:
         return _Web(self)
 
-    def __init__(self, *args: Any, secrets: Iterable[SecretStr] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        secrets: Iterable[SecretStr] = (),
+        broker_quirks: BrokerQuirks = "none",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, Worker=_Worker, **kwargs)
+        #: The broker's deviations the consumer works around (`Settings.broker_quirks`).
+        self.broker_quirks = broker_quirks
         self.topics_to_create: list[TopicT] = []
         self.stage_services: list[ServiceT] = []
         #: Values no log line may show (masked by the worker's log handlers).
         self.secrets = tuple(secrets)
 
     def _new_transport(self) -> TransportT:
-        return _Transport(self.conf.broker_consumer, self)
+        transport = _TansuTransport if self.broker_quirks == "tansu" else _Transport
+        return transport(self.conf.broker_consumer, self)
 
     async def on_first_start(self) -> None:
         # Faust creates DATA_DIR itself but not its parents (the default is .data/<app>-<port>).
@@ -259,6 +282,7 @@ def create_app(settings: Settings) -> PipelineApp:
     return PipelineApp(
         settings.app_id,
         secrets=(settings.kafka_sasl_password, settings.review_api_token),
+        broker_quirks=settings.broker_quirks,
         broker=broker_urls(settings),
         broker_credentials=broker_credentials(settings),
         broker_session_timeout=session,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from typing import Any
 import orjson
 from faust.types import AgentT, TopicT
 
-from worker import cli, progress, replay
+from worker import cli, progress, replay, shutdown
 from worker.app import PipelineApp, create_app
 from worker.batches import BatchAgent
-from worker.broker import HOST, EmbeddedBroker, find_tansu
+from worker.broker import HOST, BrokerProcess, embedded
 from worker.connect import check_connection
 from worker.errors import StreamlineError
 from worker.flow import (
@@ -45,6 +46,8 @@ from worker.tables import ReviewTables, declare_tables, settlement_ledger
 from worker.topics import Topics, declare_topics
 from worker.web import dashboard, health, partitions, reviews, stats
 from worker.web import metrics as metrics_view
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,13 +119,11 @@ def _owned(app: PipelineApp, topic: TopicT) -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
-def embedded_broker(settings: Settings) -> EmbeddedBroker:
-    """An (unstarted) embedded broker as the settings describe it."""
-    return EmbeddedBroker(
-        find_tansu(settings.tansu_bin),
-        settings.embedded_broker_port,
-        log_path=settings.datadir / "tansu.log",
-    )
+def embedded_broker(settings: Settings) -> BrokerProcess:
+    """An (unstarted) embedded broker as the settings describe it, its log and data in DATA_DIR."""
+    name = settings.embedded_broker_name
+    binary = settings.tansu_bin if name == "tansu" else settings.noida_bin
+    return embedded(name, settings.embedded_broker_port, settings.datadir, binary)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -137,7 +138,9 @@ def run(argv: list[str] | None = None) -> None:
                 # Other commands (replay, reviews...) talk to the broker a running `make run` started.
                 address = f"{HOST}:{settings.embedded_broker_port}"
                 if "worker" in args:
-                    address = stack.enter_context(embedded_broker(settings)).bootstrap_servers
+                    broker = _start_embedded(settings)
+                    stack.push(_stop_after_worker(broker))
+                    address = broker.bootstrap_servers
                 settings = settings.with_embedded_broker(address)
             elif "worker" in args:
                 check_connection(settings)
@@ -149,6 +152,26 @@ def run(argv: list[str] | None = None) -> None:
         as_json = settings is not None and settings.log_format == "json"
         print(_error_line(str(exc), as_json), file=sys.stderr)
         sys.exit(2)
+
+
+def _start_embedded(settings: Settings) -> BrokerProcess:
+    """Start the embedded broker; a worker whose broker dies under it gives up at once."""
+    broker = embedded_broker(settings).start()
+    shutdown.on_give_up(lambda: broker.stop(timeout=1), gone=broker.exited)
+    broker.watch(
+        lambda how: shutdown.give_up(f"the embedded {broker.name} broker {how}: the worker cannot go on")
+    )
+    return broker
+
+
+def _stop_after_worker(broker: BrokerProcess) -> Callable[..., None]:
+    # The last line of a worker run: the worker is done, then the broker it was using stops.
+    def stop(kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        broker.stop()
+        ended = f" (exit code {exc.code})" if isinstance(exc, SystemExit) else ""
+        logger.info("worker stopped%s; embedded %s broker stopped", ended, broker.name)
+
+    return stop
 
 
 def _error_line(message: str, as_json: bool) -> str:
@@ -182,8 +205,8 @@ def __getattr__(name: str) -> Any:
         try:
             settings = load_settings()
             if settings.embedded_broker:
-                broker = embedded_broker(settings).start()
-                atexit.register(broker.stop)
+                broker = _start_embedded(settings)
+                atexit.register(_stop_after_worker(broker), None, None, None)
                 settings = settings.with_embedded_broker(broker.bootstrap_servers)
             else:
                 check_connection(settings)

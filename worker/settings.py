@@ -16,7 +16,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker import reviewers
@@ -24,6 +32,12 @@ from worker.errors import ConfigError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+#: The embedded brokers (`worker.broker`): `EMBEDDED_BROKER`.
+BrokerName = Literal["noida", "tansu"]
+#: The one `make run` and `make test` start (README, "The embedded broker": why noida-db).
+DEFAULT_BROKER: BrokerName = "noida"
+#: Brokers whose known deviations from Apache Kafka the worker works around: `BROKER_QUIRKS`.
+BrokerQuirks = Literal["none", "tansu"]
 
 #: Fields whose values must never be echoed, not even in a validation error.
 SECRET_FIELDS = frozenset({"kafka_sasl_password", "review_api_token", "review_token"})
@@ -36,6 +50,7 @@ class Settings(BaseSettings):
         frozen=True,
         extra="ignore",
         case_sensitive=False,
+        populate_by_name=True,
         hide_input_in_errors=True,
         env_file_encoding="utf-8",
     )
@@ -50,9 +65,12 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: FilePath | None = None
     kafka_ssl_keyfile: FilePath | None = None
     kafka_session_timeout_s: float | None = Field(default=None, gt=0)
-    #: Faust's check that a table's local (RocksDB) offset is not past the changelog's end. Off with the
-    #: embedded broker: Tansu 0.6 reports the base offset of the last batch as the end, so the check
-    #: fails on a correct local state.
+    #: The broker's known deviations that the worker works around: `tansu` (see `worker.broker.tansu`)
+    #: or `none` (Apache Kafka, noida-db). Set for the embedded broker; set it for an external Tansu.
+    broker_quirks: BrokerQuirks = "none"
+    #: Faust's check that a table's local (RocksDB) offset is not past the changelog's end. Off on Tansu
+    #: by default: Tansu 0.6 reports the base offset of the last batch as the end, so the check fails on
+    #: a correct local state.
     recovery_consistency_check: bool = True
     #: How often consumed offsets are committed (Faust's `broker_commit_interval`, also used by the
     #: batch agents): after a crash, what was handled since the last commit is handled again. The
@@ -94,8 +112,32 @@ class Settings(BaseSettings):
     processing_errors: Literal["dead-letter", "stop"] = "dead-letter"
 
     # -- The embedded broker (only when KAFKA_BOOTSTRAP_SERVERS is empty) --
+    #: `EMBEDDED_BROKER` (a field of its own name would hide the `embedded_broker` property).
+    embedded_broker_name: BrokerName = Field(
+        default=DEFAULT_BROKER, validation_alias=AliasChoices("embedded_broker", "embedded_broker_name")
+    )
+    noida_bin: Path | None = None
     tansu_bin: Path | None = None
     embedded_broker_port: int = Field(default=9092, ge=1, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tansu_defaults(cls, data: Any) -> Any:
+        # Tansu's quirks and the consistency check its end offsets fail, unless set explicitly.
+        if isinstance(data, dict) and _on_tansu(data):
+            data = {"broker_quirks": "tansu", **data}
+            data.setdefault("recovery_consistency_check", False)
+        return data
+
+    @field_validator("broker_quirks", mode="before")
+    @classmethod
+    def _quirks(cls, value: Any) -> Any:
+        return (value.strip().lower() or "none") if isinstance(value, str) else value
+
+    @field_validator("embedded_broker_name", mode="before")
+    @classmethod
+    def _broker_name(cls, value: Any) -> Any:
+        return (value.strip().lower() or DEFAULT_BROKER) if isinstance(value, str) else value
 
     @field_validator("currencies", mode="before")
     @classmethod
@@ -211,10 +253,10 @@ class Settings(BaseSettings):
 
     @property
     def session_timeout_s(self) -> float:
-        """Tansu holds a group join for about half of this, so the local profile keeps it short."""
+        """Faust's 60 s, but 10 s on Tansu: it holds a group join for about half of it."""
         if self.kafka_session_timeout_s is not None:
             return self.kafka_session_timeout_s
-        return 10.0 if self.embedded_broker else 60.0
+        return 10.0 if self.broker_quirks == "tansu" else 60.0
 
     @property
     def advertised_url(self) -> str:
@@ -231,16 +273,19 @@ class Settings(BaseSettings):
         return self.data_dir or Path(".data") / f"{self.app_id}-{self.web_port}"
 
     def with_embedded_broker(self, bootstrap_servers: str) -> Settings:
-        """These settings pointed at a running embedded broker, keeping the local profile's defaults."""
-        return self.model_copy(
+        """These settings pointed at a running embedded broker, keeping the local profile's defaults
+        and the embedded broker's quirks."""
+        tansu = self.embedded_broker_name == "tansu"
+        local = self.model_copy(
             update={
                 "kafka_bootstrap_servers": bootstrap_servers,
                 "kafka_security_protocol": "PLAINTEXT",
                 "storefront_orders_per_second": self.orders_per_second,
-                "kafka_session_timeout_s": self.session_timeout_s,
-                "recovery_consistency_check": False,
+                "broker_quirks": "tansu" if tansu else self.broker_quirks,
+                "recovery_consistency_check": self.recovery_consistency_check and not tansu,
             }
         )
+        return local.model_copy(update={"kafka_session_timeout_s": local.session_timeout_s})
 
     def topic_name(self, name: str) -> str:
         """The full name of pipeline topic `name`, with the configured prefix."""
@@ -252,6 +297,18 @@ class Settings(BaseSettings):
 
 _ADVERTISED = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _on_tansu(data: Mapping[str, Any]) -> bool:
+    """Whether raw settings `data` (before validation) describe a worker talking to Tansu."""
+    named = {key.lower(): value for key, value in data.items() if isinstance(value, str)}
+    if named.get("broker_quirks", "").strip().lower() == "tansu":
+        return True
+    embedded = not named.get("kafka_bootstrap_servers", "").strip()
+    name = named.get("embedded_broker", named.get("embedded_broker_name", ""))
+    return embedded and name.strip().lower() == "tansu"
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -1,11 +1,11 @@
 """A real broker for the whole session, and running pipelines with unique names per test.
 
-The broker is the embedded Tansu unless KAFKA_BOOTSTRAP_SERVERS names a cluster to test against.
+The broker is the embedded one `EMBEDDED_BROKER` names (noida-db by default, or Tansu), unless
+KAFKA_BOOTSTRAP_SERVERS names a cluster to test against (see `tests/brokers.py`).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
-from worker.broker import EmbeddedBroker, find_tansu, free_port
+from tests.brokers import BROKER, EXTERNAL, QUIRKS
+from worker.broker import embedded, free_port
 from worker.main import Pipeline, build
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-_EXTERNAL = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,12 +31,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The broker's address; an embedded broker lives as long as the test session."""
-    if _EXTERNAL:
-        yield _EXTERNAL
+    if EXTERNAL:
+        yield EXTERNAL
         return
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(find_tansu(), free_port(), log_path=log) as broker:
+    with embedded(BROKER, free_port(), tmp_path_factory.mktemp("broker")) as broker:
         yield broker.bootstrap_servers
+
+
+@pytest.fixture(autouse=True)
+def _broker_quirks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker processes that a test starts talk to this session's broker: they are told its quirks."""
+    monkeypatch.setenv("BROKER_QUIRKS", QUIRKS)
+    monkeypatch.setenv("EMBEDDED_BROKER", BROKER)
 
 
 @pytest.fixture
@@ -61,12 +66,10 @@ def pipeline_settings(bootstrap: str, unique: str, tmp_path: Path) -> Callable[.
             "kafka_session_timeout_s": 6,
         }
         values.update(overrides)
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-        return (
-            settings.with_embedded_broker(bootstrap)
-            if not _EXTERNAL
-            else settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
-        )
+        if EXTERNAL:
+            return Settings(_env_file=None, kafka_bootstrap_servers=bootstrap, **values)  # type: ignore[call-arg]
+        local = Settings(_env_file=None, embedded_broker_name=BROKER, **values)  # type: ignore[call-arg]
+        return local.with_embedded_broker(bootstrap)
 
     return make
 

@@ -15,12 +15,20 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.brokers import broken_on
 from tests.kafka import produce_many, read_until
 from tests.processes import Worker, poll_stats, stats
 from worker.broker import free_port
 from worker.rules import payout_id_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    broken_on(
+        "noida",
+        "a member killed with kill -9 is never expired from its group, so its partitions stay unconsumed",
+        "test_the_partitions_of_a_member_killed_without_leaving_go_to_the_others_after_its_session",
+    ),
+]
 
 ORDERS = 20_000
 INVALID = 200
@@ -67,7 +75,6 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
         "KAFKA_SESSION_TIMEOUT_S": "6",
         "REVIEW_THRESHOLD": "1000000.00",
         "LOG_LEVEL": "warning",
-        "RECOVERY_CONSISTENCY_CHECK": "false",  # Tansu under-reports partition ends (README)
     }
     workers = [
         Worker(

@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.brokers import BROKER
 from tests.kafka import produce_many, read_until
 from tests.processes import Worker, poll_stats, stats
-from worker.broker import EmbeddedBroker, find_tansu, free_port
+from worker.broker import embedded, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +49,11 @@ def worker_env(bootstrap: str, unique: str, tmp_path: Path) -> dict[str, str]:
         "WEB_PORT": str(free_port()),
         "DATA_DIR": str(tmp_path / "data"),
         "LOG_LEVEL": "warning",
-        "RECOVERY_CONSISTENCY_CHECK": "false",  # Tansu under-reports partition ends (README)
     }
 
 
 async def test_a_broker_frozen_for_15s_loses_nothing_and_needs_no_restart(unique, tmp_path: Path) -> None:
-    with EmbeddedBroker(find_tansu(), free_port(), log_path=tmp_path / "tansu.log") as broker:
+    with embedded(BROKER, free_port(), tmp_path / "broker") as broker:
         bootstrap = broker.bootstrap_servers
         worker = Worker(worker_env(bootstrap, unique, tmp_path), tmp_path, tmp_path / "worker.log").start()
         try:

@@ -30,7 +30,8 @@ def test_defaults_are_the_local_profile(make_settings) -> None:
     )
     assert (settings.fee_rate, settings.fee_fixed) == (Decimal("0.029"), Decimal("0.30"))
     assert settings.currencies == ("EUR", "USD", "GBP")
-    assert settings.orders_per_second == 20 and settings.session_timeout_s == 10
+    assert settings.embedded_broker_name == "noida" and settings.broker_quirks == "none"
+    assert settings.orders_per_second == 20 and settings.session_timeout_s == 60
 
 
 def test_a_real_cluster_turns_the_simulator_off_and_keeps_faust_timeouts(make_settings) -> None:
@@ -43,7 +44,7 @@ def test_a_real_cluster_turns_the_simulator_off_and_keeps_faust_timeouts(make_se
 def test_the_embedded_broker_keeps_the_local_profile(make_settings) -> None:
     settings = make_settings().with_embedded_broker("127.0.0.1:19092")
     assert broker_urls(settings) == ["kafka://127.0.0.1:19092"]
-    assert settings.orders_per_second == 20 and settings.session_timeout_s == 10
+    assert settings.orders_per_second == 20 and settings.session_timeout_s == 60
 
 
 def test_environment_beats_dotenv_which_beats_env_file(monkeypatch, tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ def test_security_settings_map_onto_what_aiokafka_receives(
 
 
 def test_the_app_takes_the_local_profile_timeouts(make_settings) -> None:
-    app = create_app(make_settings().with_embedded_broker("127.0.0.1:1"))
+    app = create_app(make_settings(embedded_broker_name="tansu").with_embedded_broker("127.0.0.1:1"))
     assert app.conf.broker_session_timeout == 10
     assert app.conf.broker_rebalance_timeout == 10
     assert app.conf.web_port == 6066
