@@ -12,6 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -27,9 +28,9 @@ from pydantic import SecretStr
 
 from worker import shutdown
 from worker.errors import ConfigError
-from worker.logs import Printable, Redact, logging_config
+from worker.logs import Chatter, Printable, Redact, logging_config
 from worker.settings import BrokerQuirks, Settings
-from worker.stores import Table
+from worker.stores import Table, forget_unclean_tables, stopped_cleanly
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class _CreateTopics(Service):
 
 
 #: How long a stop or a hand-over waits for the messages in progress (then leaves them uncommitted).
-STOP_WAIT_S = 10.0
+STOP_WAIT_S = 4.0
 
 
 class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
@@ -92,6 +93,10 @@ class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
                     STOP_WAIT_S,
                 )
             await asyncio.wait_for(self.commit_and_end_transactions(), max(1.0, deadline - time.monotonic()))
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """Faust's stall check is off: it logged multi-line "Stream has not started processing" ERRORs
+        for healthy partitions after five minutes. `/readyz` (`worker.progress`) does that job."""
 
     def committed_offsets(self) -> dict[TP, int]:
         """The group's committed offset of each assigned partition, as of the assignment or the last
@@ -138,13 +143,13 @@ class _AtLeastOnceConsumer(aiokafka_driver.Consumer):
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         for tp, offset in self._refetch.items():
             if tp in self.assignment():
-                logger.warning("%s: offset %d was never processed: fetching from it again", tp, offset)
+                logger.info("%s: offset %d was never processed: fetching from it again", tp, offset)
                 await self.seek(tp, offset)
         self._refetch.clear()
         async for tp, message in super().getmany(timeout):
             last = self._read_offset.get(tp)
             if last is not None and message.offset > last + 1:
-                logger.warning(
+                logger.debug(  # after a rebalance: the normal way back to the committed offset
                     "%s jumped from %d to %d: fetching the skipped offsets again", tp, last, message.offset
                 )
                 await self.seek(tp, last + 1)
@@ -214,6 +219,7 @@ class _Worker(faust.Worker):
         app = self.app
         assert isinstance(app, PipelineApp)
         for handler in logger.handlers:
+            handler.addFilter(Chatter(level))  # Faust's narration is detail below debug
             handler.addFilter(Printable())  # message data escaped first, then secrets masked
             handler.addFilter(Redact(app.secrets))
             handler.addFilter(shutdown.QuietClients())
@@ -248,6 +254,8 @@ class PipelineApp(faust.App):
         self.stage_services: list[ServiceT] = []
         #: Values no log line may show (masked by the worker's log handlers).
         self.secrets = tuple(secrets)
+        #: The one line a person reads when the worker has started (see `create_app`).
+        self.start_line = ""
 
     def _new_transport(self) -> TransportT:
         transport = _TansuTransport if self.broker_quirks == "tansu" else _Transport
@@ -256,7 +264,17 @@ class PipelineApp(faust.App):
     async def on_first_start(self) -> None:
         # Faust creates DATA_DIR itself but not its parents (the default is .data/<app>-<port>).
         self.conf.datadir.parent.mkdir(parents=True, exist_ok=True)
+        forget_unclean_tables(Path(self.conf.datadir), Path(self.conf.tabledir))
         await super().on_first_start()
+
+    async def on_started(self) -> None:
+        await super().on_started()
+        logger.info("%s", self.start_line)
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        if not self._crash_reason:  # the producer was flushed: the changelogs have every table write
+            stopped_cleanly(Path(self.conf.datadir))
 
     def create_on_start(self, topics: Iterable[TopicT]) -> None:
         """Create `topics` (if missing) when the worker starts, before `/stats` answers."""
@@ -279,7 +297,7 @@ THROUGHPUT: dict[str, Any] = {
 def create_app(settings: Settings) -> PipelineApp:
     """A Faust app for `settings`: broker, credentials, store, web port and the local profile."""
     session = settings.session_timeout_s
-    return PipelineApp(
+    app = PipelineApp(
         settings.app_id,
         secrets=(settings.kafka_sasl_password, settings.review_api_token),
         broker_quirks=settings.broker_quirks,
@@ -287,7 +305,9 @@ def create_app(settings: Settings) -> PipelineApp:
         broker_credentials=broker_credentials(settings),
         broker_session_timeout=session,
         broker_rebalance_timeout=session,
-        broker_heartbeat_interval=min(3.0, session / 4),
+        # A member learns of a rebalance from its next heartbeat: 1 s keeps joins (and the stops
+        # that wait for one) short, at one small request a second per consumer.
+        broker_heartbeat_interval=min(1.0, session / 4),
         broker_commit_interval=settings.commit_interval_s,
         store=settings.table_store,
         Table=Table,
@@ -304,6 +324,18 @@ def create_app(settings: Settings) -> PipelineApp:
         autodiscover=False,
         logging_config=logging_config(settings.log_format, settings.log_level),
         **THROUGHPUT,
+    )
+    app.start_line = start_line(settings)
+    return app
+
+
+def start_line(settings: Settings, broker: str | None = None) -> str:
+    """What a person needs from the start: the broker, where to look, where the tables live."""
+    url = settings.local_url
+    return (
+        f"streamline ready: broker {broker or settings.kafka_bootstrap_servers}, "
+        f"dashboard {url}/, stats {url}/stats, tables {settings.table_store}"
+        + (f" in {settings.datadir}" if settings.table_store == "rocksdb://" else "")
     )
 
 

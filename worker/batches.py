@@ -50,6 +50,8 @@ FETCH_MAX_WAIT_MS = 10
 MAX_RECORDS = 1000
 #: Batches handed to the producer but not yet confirmed: overlaps round trips with the next batch.
 WINDOW = 4
+#: How long a stopping batch agent waits to leave its group (a join in progress holds it).
+LEAVE_WAIT_S = 2.0
 
 
 class _Sent(NamedTuple):
@@ -93,7 +95,10 @@ class BatchAgent(Service):
     async def on_stop(self) -> None:
         if self._client is not None:
             await self.drain()
-            await self._client.stop()
+            try:  # leaving the group waits for a join in progress: not for long
+                await asyncio.wait_for(self._client.stop(), LEAVE_WAIT_S)
+            except TimeoutError:
+                logger.info("%s: left its group without waiting for the join in progress", self.name)
 
     async def drain(self) -> None:
         """Confirm and commit every batch handled so far; no new batch starts meanwhile.
@@ -221,7 +226,7 @@ class BatchAgent(Service):
             try:
                 await self._client.commit(offsets)
             except CommitFailedError as exc:  # the group moved on: the new owner handles these again
-                logger.warning("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
+                logger.info("%s: commit refused after a rebalance (%s): %s", self.name, exc, offsets)
 
     def _account(self, batch: dict[TopicPartition, list[Record]]) -> None:
         """Faust's monitor counts per message in its own loop; here, per batch. Progress too."""

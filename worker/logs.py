@@ -221,3 +221,37 @@ class Redact(logging.Filter):
         for form in self.forms:
             text = text.replace(form, "***")
         return text
+
+
+class Chatter(logging.Filter):
+    """Below `LOG_LEVEL=debug`, Faust's and aiokafka's narration is detail, not news.
+
+    A person reads the worker's own lines (its start line, the summary every ten seconds, held payouts)
+    and the warnings and errors someone should act on. Services starting and stopping, topic creation,
+    assignment tables and group joins (INFO from Faust, mode and aiokafka, and mode's `[^Service]`
+    lines under the worker's own service classes) pass only at debug; so do the warnings every
+    rebalance brings (`BENIGN`).
+    """
+
+    LIBRARIES = ("faust", "mode", "aiokafka", "venusian")
+    #: Warnings of a healthy group changing members: nothing to act on.
+    BENIGN = (
+        "Heartbeat failed for group",
+        "because it is rebalancing",
+        "RebalanceInProgressError",
+        "Discarded commit for revoked partitions",
+    )
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.verbose = level <= logging.DEBUG
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless it is detail and the level is above debug."""
+        if self.verbose:
+            return True
+        text = record.msg if isinstance(record.msg, str) else ""
+        narration = text.startswith("[^") or record.name.startswith(self.LIBRARIES)
+        if record.levelno < logging.WARNING:
+            return not narration
+        return not any(benign in text for benign in self.BENIGN)

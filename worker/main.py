@@ -20,7 +20,7 @@ import orjson
 from faust.types import AgentT, TopicT
 
 from worker import cli, progress, replay, shutdown
-from worker.app import PipelineApp, create_app
+from worker.app import PipelineApp, create_app, start_line
 from worker.batches import BatchAgent
 from worker.broker import HOST, BrokerProcess, embedded
 from worker.connect import check_connection
@@ -134,6 +134,7 @@ def run(argv: list[str] | None = None) -> None:
         settings = load_settings()
         args = args or _worker_args(settings)
         with contextlib.ExitStack() as stack:
+            label = None  # how the start line names the broker
             if settings.embedded_broker:
                 # Other commands (replay, reviews...) talk to the broker a running `make run` started.
                 address = f"{HOST}:{settings.embedded_broker_port}"
@@ -141,11 +142,13 @@ def run(argv: list[str] | None = None) -> None:
                     broker = _start_embedded(settings)
                     stack.push(_stop_after_worker(broker))
                     address = broker.bootstrap_servers
+                    label = f"{address} (embedded {broker.label})"
                 settings = settings.with_embedded_broker(address)
             elif "worker" in args:
                 check_connection(settings)
             _use_uvloop()
             app = build(settings).app
+            app.start_line = start_line(settings, label)
             sys.argv = [sys.argv[0], *args]
             app.main()
     except StreamlineError as exc:
@@ -182,8 +185,8 @@ def _error_line(message: str, as_json: bool) -> str:
 
 def _worker_args(settings: Settings) -> list[str]:
     # JSON logs: no banner table on stdout, so that every line of output is one JSON object.
-    quiet = ["--quiet"] if settings.log_format == "json" else []
-    return [*quiet, "worker", "--loglevel", settings.log_level]
+    # No banner table: the worker says what matters in its start line (and JSON logs stay JSON lines).
+    return ["--quiet", "worker", "--loglevel", settings.log_level]
 
 
 def _use_uvloop() -> None:
@@ -202,10 +205,11 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(name)
     if _cli_app is None:
+        embedded: BrokerProcess | None = None
         try:
             settings = load_settings()
             if settings.embedded_broker:
-                broker = _start_embedded(settings)
+                broker = embedded = _start_embedded(settings)
                 atexit.register(_stop_after_worker(broker), None, None, None)
                 settings = settings.with_embedded_broker(broker.bootstrap_servers)
             else:
@@ -214,4 +218,8 @@ def __getattr__(name: str) -> Any:
             raise SystemExit(f"streamline: {exc}") from None
         _use_uvloop()  # as `python -m worker` does; Faust's CLI would need `-L uvloop` for it
         _cli_app = build(settings).app
+        if embedded is not None:
+            _cli_app.start_line = start_line(
+                settings, f"{broker.bootstrap_servers} (embedded {broker.label})"
+            )
     return _cli_app

@@ -268,6 +268,12 @@ class Settings(BaseSettings):
         return f"http://{f'[{host}]' if ':' in host else host}:{self.web_port}"
 
     @property
+    def local_url(self) -> str:
+        """Where a person on this host opens the worker's web server."""
+        host = "127.0.0.1" if self.web_bind in _WILDCARDS else self.web_bind
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.web_port}"
+
+    @property
     def datadir(self) -> Path:
         """Per-worker state directory: two workers on one host must not share it."""
         return self.data_dir or Path(".data") / f"{self.app_id}-{self.web_port}"

@@ -72,3 +72,16 @@ def ledger_totals(
         "duplicates_collapsed": outcomes.get("duplicate", 0),
         "conflicts": outcomes.get("conflict", 0),
     }
+
+
+def summary_line(before: Mapping[str, int], after: Mapping[str, int], seconds: float, waiting: Any) -> str:
+    """What a person reads every ten seconds: counts since the last line, keyed as `counts` gives them
+    (orders, approved, review, rejected, dead_letters), and how many payouts wait for review here."""
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    rate = delta.get("orders", 0) / seconds if seconds > 0 else 0.0
+    line = (
+        f"last {seconds:.0f} s: {delta.get('orders', 0)} orders ({rate:.1f}/s), "
+        f"{delta.get('approved', 0)} approved, {delta.get('review', 0)} held for review, "
+        f"{delta.get('rejected', 0)} rejected, {delta.get('dead_letters', 0)} dead letters"
+    )
+    return line if waiting is None else f"{line}; {waiting} waiting for review here"

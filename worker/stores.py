@@ -1,4 +1,5 @@
-"""Table stores: Faust's own, with the RocksDB store able to write outside a stream event.
+"""Table stores: Faust's own, with the RocksDB store able to write outside a stream event, and never
+ahead of its changelog after a crash.
 
 Faust's RocksDB store files a write under the partition of the event being processed
 (`faust/stores/rocksdb.py`, `Store._set`: `assert event is not None`), even for a table created with
@@ -10,6 +11,9 @@ partition, the one its changelog record goes to; a table without the partitioner
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -19,7 +23,11 @@ from faust.stores.rocksdb import Store as FaustRocksDBStore
 from faust.types import StoreT
 from yarl import URL
 
+logger = logging.getLogger(__name__)
+
 _partitioner = DefaultPartitioner()
+#: Left in DATA_DIR by a clean stop, taken away at start: its absence means the last stop was a crash.
+CLEAN_STOP = "clean-stop"
 
 
 class RocksDBStore(FaustRocksDBStore):
@@ -54,3 +62,28 @@ class Table(faust.Table[Any, Any]):
             "options": self.options,
         }
         return store(url, self.app, self, **options)
+
+
+def forget_unclean_tables(datadir: Path, tabledir: Path) -> None:
+    """At start: drop the table files of a worker whose last stop was not clean.
+
+    RocksDB writes a table change to disk at once, but its changelog record waits in the producer
+    and dies with a `kill -9`; the input that caused it is not committed either, so it comes again,
+    finds the change already in the local table and is a duplicate: the changelog, the tables' source
+    of truth, never gets it (measured: 14 of 20,000 ledger entries in the crash test). So after a
+    crash the files go, and the tables are rebuilt from their changelogs, as with memory://.
+    """
+    marker = datadir / CLEAN_STOP
+    if marker.exists():
+        marker.unlink()
+    elif tabledir.is_dir() and any(tabledir.iterdir()):
+        logger.warning(
+            "the last stop was not clean: rebuilding the tables in %s from their changelogs", tabledir
+        )
+        shutil.rmtree(tabledir)
+
+
+def stopped_cleanly(datadir: Path) -> None:
+    """At a clean stop (every changelog record flushed): the table files may be reused."""
+    if datadir.is_dir():
+        (datadir / CLEAN_STOP).touch()

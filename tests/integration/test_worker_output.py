@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 import time
@@ -79,7 +80,7 @@ def test_no_secret_in_the_banner_logs_or_endpoints(processes, bootstrap, unique,
     served = [get(web, path) for path in ("/stats", "/metrics", "/healthz", "/readyz", "/nope")]
     output = stop(worker, tmp_path / "output")
 
-    assert "transport" in output and "payouts-approved" in output  # the banner and the logs are here
+    assert "streamline ready: broker" in output and "payouts-approved" in output  # start line and logs
     assert "order_id=o-***" in output  # the trap order was logged (at debug level), masked
     everything = output + "".join(body.decode() for _, body in served)
     for secret in (PASSWORD, TOKEN):
@@ -94,7 +95,7 @@ def test_json_logs_are_one_object_per_line_with_the_message_context(
     env = worker_env(bootstrap, unique, web, LOG_FORMAT="json", REVIEW_THRESHOLD="100.00")
     worker = spawn([sys.executable, "-m", "worker"], env, tmp_path, output=tmp_path / "output")
     processes.append(worker)
-    poll_json(web, "/stats", flowing(unique, "payouts-approved", "payouts-review"), timeout=60)
+    poll_json(web, "/stats", lambda stats: stats["reviews"]["pending"] > 0, timeout=60)
     asyncio.run(produce(bootstrap, f"{unique}-orders", [(b"s-x", b"not json")]))
     poll_json(web, "/stats", lambda stats: stats["dead_letters"] > 0, timeout=30)
 
@@ -103,8 +104,68 @@ def test_json_logs_are_one_object_per_line_with_the_message_context(
 
     assert all(isinstance(d, dict) and {"time", "level", "logger", "message"} <= d.keys() for d in documents)
     held = next(d for d in documents if d["message"].startswith("payout held for review"))
-    assert held["topic"] == f"{unique}-payouts" and isinstance(held["offset"], int)
-    assert held["payout_id"].startswith("po-") and held["seller_id"] == held["key"]
+    assert held["topic"] == f"{unique}-held-reviews" and isinstance(held["offset"], int)
+    assert held["payout_id"].startswith("po-") and held["payout_id"] == held["key"]
+    assert held["seller_id"].startswith("s-") and held["net"]
     dead = next(d for d in documents if d["message"].startswith("dead letter"))
     assert (dead["topic"], dead["key"], dead["level"]) == (f"{unique}-orders", "s-x", "warning")
     assert isinstance(dead["partition"], int) and isinstance(dead["offset"], int)
+
+
+SUMMARY = re.compile(r"last \d+ s: \d+ orders \([\d.]+/s\), \d+ approved, \d+ held for review, \d+ rejected")
+
+
+def test_a_person_reads_one_start_line_then_what_the_pipeline_does(processes, tmp_path: Path) -> None:
+    # As `make run` starts it: the embedded broker, the simulated shop, the default log level.
+    web = free_port()
+    env = {"WEB_PORT": str(web), "EMBEDDED_BROKER_PORT": str(free_port()), "TOPIC_PARTITIONS": "2"}
+    worker = spawn([sys.executable, "-m", "worker"], env, tmp_path, output=tmp_path / "output")
+    processes.append(worker)
+    deadline = time.monotonic() + 60
+    while not SUMMARY.search((tmp_path / "output").read_text()):
+        assert time.monotonic() < deadline, (tmp_path / "output").read_text()[-3000:]
+        time.sleep(0.2)
+
+    lines = [line for line in stop(worker, tmp_path / "output").splitlines() if line.strip()]
+
+    start = lines[0]
+    assert "streamline ready: broker 127.0.0.1:" in start and "(embedded " in start
+    assert f"dashboard http://127.0.0.1:{web}/" in start and f"stats http://127.0.0.1:{web}/stats" in start
+    assert "tables memory://" in start
+    first_summary = next(n for n, line in enumerate(lines) if SUMMARY.search(line))
+    between = lines[1:first_summary]
+    assert all("payout held for review" in line for line in between), between
+    assert not [line for line in lines if "[WARNING]" in line or "[ERROR]" in line]
+    assert lines[-1].endswith("worker stopped; embedded noida-db broker stopped") or "stopped" in lines[-1]
+
+
+def sharing(stats: dict[str, Any]) -> bool:
+    """Ready, with one of the two partitions of each hot stage (so, both workers in every group)."""
+    readiness = stats["readiness"]
+    agents = readiness["agents"]
+    hot = [agents.get(name, {}).get("partitions", {}) for name in ("orders-to-payouts", "screening")]
+    return bool(readiness["ready"]) and all(len(partitions) == 1 for partitions in hot)
+
+
+def test_rebalances_are_no_warning_and_debug_shows_faust(processes, bootstrap, unique, tmp_path: Path):
+    # Two workers share the partitions and one leaves: the other logs no warning or error for it.
+    webs = [free_port(), free_port()]
+    outputs = [tmp_path / "one", tmp_path / "two"]
+    levels = ("info", "debug")
+    env = [
+        worker_env(bootstrap, unique, web, LOG_LEVEL=level) for web, level in zip(webs, levels, strict=True)
+    ]
+    one = spawn([sys.executable, "-m", "worker"], env[0], tmp_path, output=outputs[0])
+    processes.append(one)
+    poll_json(webs[0], "/stats", flowing(unique, "payouts-approved"), timeout=60)
+    two = spawn([sys.executable, "-m", "worker"], env[1], tmp_path, output=outputs[1])
+    processes.append(two)
+    for port in webs:
+        poll_json(port, "/stats", sharing, timeout=60)  # the partitions are shared now
+    debug = stop(two, outputs[1])
+    poll_json(webs[0], "/stats", lambda s: s["readiness"]["ready"], timeout=60)  # and taken back
+    info = stop(one, outputs[0])
+
+    assert not [line for line in info.splitlines() if "[WARNING]" in line or "[ERROR]" in line], info
+    assert "[^Worker]: Starting..." in debug or "Starting..." in debug  # Faust's detail, at debug
+    assert "Starting..." not in info

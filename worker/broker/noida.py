@@ -24,6 +24,7 @@ class Noida(BrokerProcess):
     """A noida-db Kafka service; its data in `data_dir` (default: a temporary directory)."""
 
     name = "noida"
+    label = "noida-db"
 
     def __init__(
         self, binary: Path, port: int, log_path: Path | None = None, *, data_dir: Path | None = None

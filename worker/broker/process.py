@@ -34,8 +34,9 @@ class BrokerProcess:
     Subclasses give the command line; everything else (session, log file, readiness, stop) is here.
     """
 
-    #: The broker's name in messages and in `EMBEDDED_BROKER`.
+    #: The broker's name in `EMBEDDED_BROKER`, and as a person knows it.
     name: ClassVar[str] = "broker"
+    label: ClassVar[str] = "broker"
 
     def __init__(self, binary: Path, port: int, log_path: Path | None = None) -> None:
         self.binary = binary

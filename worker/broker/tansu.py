@@ -26,6 +26,7 @@ class Tansu(BrokerProcess):
     """
 
     name = "tansu"
+    label = "Tansu"
 
     def __init__(
         self,

@@ -50,7 +50,14 @@ def stages(topics: Topics, tables: ReviewTables) -> list[Stage[Any]]:
             raise InvalidRecord("conflicting_duplicate", detail)
         if held is Hold.NEW:
             tables.keep(review)
-            logger.info("payout waiting for review: payout_id=%s", payout_id)
+            payout = review.payout
+            logger.info(
+                "payout held for review: payout_id=%s seller_id=%s net=%s %s",
+                payout_id,
+                payout.seller_id,
+                payout.net,
+                payout.currency,
+            )
 
     def decide(decision: ReviewDecision, out: Outbox) -> None:
         """Apply a decision once: the payout leaves the pending table and flows on with it."""

@@ -22,13 +22,7 @@ def stage(topics: Topics, settings: Settings) -> Stage[Payout]:
     def handle(payout: Payout, out: Outbox) -> None:
         route = screen(payout, settings.review_threshold)
         if route is Route.REVIEW:
-            logger.info(
-                "payout held for review: payout_id=%s seller_id=%s net=%s %s",
-                payout.payout_id,
-                payout.seller_id,
-                payout.net,
-                payout.currency,
-            )
+            logger.debug("payout above the threshold: payout_id=%s", payout.payout_id)
         out.send(destination[route], payout, key=payout.seller_id)
 
     return Stage("screening", topics.payouts, decode_payout, handle, Engine.BATCH)

@@ -1,6 +1,7 @@
 """GET /stats: what this worker consumed, produced and processed, as JSON.
 
-Also logs a one-line summary every ten seconds, so the log shows the pipeline flowing.
+Also logs a one-line summary every ten seconds (orders taken, outcomes, dead letters, what waits for
+review), so the log shows the pipeline flowing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from faust.types import AgentT
 
 from worker.app import PipelineApp
 from worker.batches import BatchAgent
-from worker.stats import RateWindow, snapshot
+from worker.stats import RateWindow, snapshot, summary_line
 from worker.topics import Topics
 
 logger = logging.getLogger(__name__)
+
+#: How often the worker says, in one line, what it did.
+SUMMARY_EVERY_S = 10.0
 
 
 #: A named part of `/stats` that a feature contributes: called for every request, returns JSON data.
@@ -61,11 +65,25 @@ def register(
     async def sample() -> None:
         window.add(time.monotonic(), app.monitor.events_total)
 
-    @app.timer(10.0, name="stats-summary")
+    last: list[tuple[float, dict[str, int]]] = [(started, {})]  # the last line's time and counts
+
+    @app.timer(SUMMARY_EVERY_S, name="stats-summary")
     async def summary() -> None:
-        now = current()
-        flows = " ".join(f"{n}={c['consumed']}/{c['produced']}" for n, c in now["topics"].items())
-        logger.info("pipeline (consumed/produced): %s rate=%s/s", flows, now["rate_per_s"])
+        at, now = time.monotonic(), counts()
+        waiting = (sections or {}).get("reviews", dict)().get("pending")
+        logger.info("%s", summary_line(last[0][1], now, at - last[0][0], waiting))
+        last[:] = [(at, now)]
+
+    def counts() -> dict[str, int]:
+        monitor = app.monitor
+        sent = monitor.messages_sent_by_topic
+        return {
+            "orders": monitor.messages_received_by_topic[topics.orders.get_topic_name()],
+            "approved": sent[topics.payouts_approved.get_topic_name()],
+            "review": sent[topics.payouts_review.get_topic_name()],
+            "rejected": sent[topics.payouts_rejected.get_topic_name()],
+            "dead_letters": sent[dead],
+        }
 
 
 def _events_by_agent(monitor: Monitor, agents: list[AgentT[Any] | BatchAgent]) -> dict[str, int]:
