@@ -16,9 +16,10 @@ import orjson
 
 from bench import report, variants
 from bench.orders import orders
+from bench.procs import free_port
 from bench.progress import Progress
 from bench.variants import Result, Run
-from worker.broker import embedded, free_port
+from worker.broker import embedded
 from worker.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"

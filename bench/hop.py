@@ -7,28 +7,19 @@ from __future__ import annotations
 
 import sys
 
-from worker.app import create_app
-from worker.flow import orders_to_payouts
+from worker import payouts
 from worker.main import _use_uvloop
-from worker.publish import Publisher
-from worker.runtime.engine import start_stage
-from worker.runtime.halts import Halts
-from worker.runtime.observer import Observer
-from worker.runtime.stage import ErrorPolicy
+from worker.runtime import context
 from worker.settings import load_settings
-from worker.topics import declare_topics
 
 
 def main() -> None:
     settings = load_settings()
     _use_uvloop()
-    app = create_app(settings)
-    topics = declare_topics(app, settings)
-    stage = orders_to_payouts.stage(topics, settings)
-    publisher, policy = Publisher(topics.dead_letters), ErrorPolicy(settings.processing_errors)
-    start_stage(app, stage, publisher=publisher, policy=policy, observer=Observer(), halts=Halts())
+    ctx = context.context(settings)
+    context.start(ctx, [payouts.orders_to_payouts(ctx)])
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level]
-    app.main()
+    ctx.app.main()
 
 
 if __name__ == "__main__":

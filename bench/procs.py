@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
-
-from worker.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,3 +95,10 @@ def worker_env(bootstrap: str, app_id: str, **extra: str) -> dict[str, str]:
         "LOG_LEVEL": "error",
         **extra,
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -21,7 +21,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.raw_aiokafka import with_fee
-from worker.batches import FETCH_MAX_WAIT_MS
+from worker.runtime.batches import FETCH_MAX_WAIT_MS
 
 THRESHOLD = Decimal("1000.00")
 

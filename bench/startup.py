@@ -23,8 +23,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.procs import ROOT
-from worker.broker import NAMES, free_port
+from bench.procs import ROOT, free_port
+from worker.broker import NAMES
 
 FIGURES = ("first approved payout, s", "consumer group join, s", "Ctrl-C to exit, s")
 _LINE = re.compile(

@@ -14,7 +14,7 @@ import orjson
 
 from tests.kafka import produce
 from worker.main import Pipeline
-from worker.rules import payout_id_for
+from worker.payouts.rules import payout_id_for
 
 #: The shared REVIEW_API_TOKEN of most review tests: its decisions are recorded as `alice`.
 TOKEN = "review-t0ken-for-tests"

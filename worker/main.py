@@ -1,7 +1,9 @@
-"""The composition root: builds the app with every stage and view, and runs it.
+"""The composition root: every feature and the one list of stages, and how a worker process starts.
 
 python -m worker                     # a worker (with the embedded broker if no cluster is set)
 faust -A worker.main worker -l info  # the same through Faust's own CLI
+
+Both go through `prepare`: settings, then the embedded broker or the connection check, then `build`.
 """
 
 from __future__ import annotations
@@ -10,42 +12,23 @@ import atexit
 import contextlib
 import logging
 import sys
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from faust.types import AgentT, TopicT
 
-from worker import cli, progress, replay, shutdown
-from worker.app import PipelineApp, create_app, start_line
-from worker.batches import BatchAgent
+from worker import payouts, review, settlement
 from worker.broker import HOST, BrokerProcess, embedded
-from worker.connect import check_connection
 from worker.errors import StreamlineError
-from worker.flow import (
-    escalation,
-    orders_to_payouts,
-    review,
-    screening,
-    seller_history,
-    settlement,
-    storefront,
-)
-from worker.metrics import DomainMetrics
-from worker.publish import Publisher
-from worker.runtime.engine import start_stage
-from worker.runtime.halts import Halts
+from worker.runtime import context, shutdown
+from worker.runtime.app import PipelineApp, start_line
+from worker.runtime.connect import check_connection
+from worker.runtime.context import Agent, Context
 from worker.runtime.observer import Observer
-from worker.runtime.stage import ErrorPolicy
+from worker.runtime.stats import Counts
+from worker.runtime.topics import Topics
 from worker.settings import Settings, load_settings
-from worker.stats import ledger_totals
-from worker.tables import ReviewTables, declare_tables, settlement_ledger
-from worker.topics import Topics, declare_topics
-from worker.web import dashboard, health, partitions, reviews, stats
-from worker.web import metrics as metrics_view
 
 logger = logging.getLogger(__name__)
 
@@ -56,67 +39,71 @@ class Pipeline:
 
     app: PipelineApp
     topics: Topics
-    agents: dict[str, AgentT[Any] | BatchAgent]
-    metrics: DomainMetrics
+    agents: dict[str, Agent]
+    observer: Observer
 
 
 def build(settings: Settings) -> Pipeline:
-    """Assemble the app: topics, publisher, stages in flow order, web views."""
-    app = create_app(settings)
-    topics = declare_topics(app, settings)
-    publisher = Publisher(topics.dead_letters)
-    tables = declare_tables(app, settings)
-    ledger, outcomes = settlement_ledger(app, settings), Counter[str]()
-    observer, halts = Observer(), Halts()
+    """Assemble the app: the features, then the stages in flow order, run by the runtime."""
+    ctx = context.context(settings)
+    payouts.register(ctx)
+    reviews = review.register(ctx)
+    ledger = settlement.register(ctx)
     stages = [
-        orders_to_payouts.stage(topics, settings),
-        screening.stage(topics, settings),
-        *review.stages(topics, tables),
-        seller_history.stage(topics, tables),
-        settlement.stage(app, topics, ledger, outcomes),
+        payouts.orders_to_payouts(ctx),
+        payouts.screening(ctx),
+        review.intake(ctx, reviews),
+        review.hold(ctx, reviews),
+        review.decisions(ctx, reviews),
+        review.seller_history(ctx, reviews),
+        settlement.settlement(ctx, ledger),
     ]
-    policy = ErrorPolicy(settings.processing_errors)
-    agents = [
-        start_stage(app, stage, publisher=publisher, policy=policy, observer=observer, halts=halts)
-        for stage in stages
-    ]
-    storefront.register(app, topics, publisher, settings)
-    escalation.register(app, topics, publisher, tables, settings)
-    tracker = progress.register(app, settings.stall_timeout_s, halts)
-    for agent in agents:
-        if isinstance(agent, BatchAgent):
-            tracker.watch(agent)
-    health.register(app, tracker)
-    metrics = metrics_view.register(app, topics, tracker, observer)
-    sections: dict[str, stats.Section] = {  # features add their part of /stats here
-        "ledger": lambda: ledger_totals(ledger.values(), _owned(app, topics.payouts_approved), outcomes),
-        "processing_errors": lambda: dict(observer.processing_errors),
-        "readiness": tracker.readiness,
-        "reviews": lambda: tables.summary(datetime.now(UTC)),
-    }
-    metrics.reviews_from(*_review_gauges(tables))
-    stats.register(app, topics, agents, sections)
-    reviews.register(app, topics, publisher, tables, settings)
-    partitions.register(app, publisher, halts, settings)
-    dashboard.register(app)
-    cli.register(app, settings)
-    replay.register(app, topics)
-    return Pipeline(app, topics, {agent.name: agent for agent in agents}, metrics)
+    # Dead letters go back only to topics whose stages validate what they read (never to an outcome).
+    replayable = ("orders", "payouts", "payouts-review", "review-decisions")
+    agents = context.start(ctx, stages, summary=summary(ctx), replayable=replayable)
+    return Pipeline(ctx.app, ctx.topics, agents, ctx.observer)
 
 
-def _review_gauges(tables: ReviewTables) -> tuple[Callable[[], float], Callable[[], float]]:
-    def summary() -> dict[str, Any]:
-        return tables.summary(datetime.now(UTC))
+def summary(ctx: Context) -> Callable[[Counts, float], str]:
+    """The line a person reads every ten seconds: what came in, what came out, what waits."""
+    orders, sections = ctx.topics.orders.get_topic_name(), ctx.observer.sections
 
-    return (
-        lambda: float(summary()["pending"]),
-        lambda: float(summary()["oldest_pending_age_s"] or 0.0),
-    )
+    def line(counts: Counts, seconds: float) -> str:
+        taken, outcomes = counts.consumed[orders], counts.outcomes
+        waiting = sections["reviews"]()["pending"]
+        return (
+            f"last {seconds:.0f} s: {taken} orders ({taken / max(seconds, 1e-9):.1f}/s), "
+            f"{outcomes['approved']} approved, {outcomes['review']} held for review, "
+            f"{outcomes['rejected']} rejected, {counts.dead_letters} dead letters; "
+            f"{waiting} waiting for review here"
+        )
+
+    return line
 
 
-def _owned(app: PipelineApp, topic: TopicT) -> set[int]:
-    name = topic.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+@contextlib.contextmanager
+def prepare(settings: Settings, worker: bool) -> Iterator[tuple[Settings, str | None]]:
+    """The settings a command runs with, and how the start line names the broker.
+
+    For a worker without `KAFKA_BOOTSTRAP_SERVERS`: the embedded broker, started here and stopped
+    after the worker (a worker whose broker dies gives up at once); with a cluster: the connection
+    check, so that a refusal is one line. Other commands (replay, reviews...) talk to the broker a
+    running `make run` started.
+    """
+    if not settings.embedded_broker:
+        if worker:
+            check_connection(settings)
+        yield settings, None
+        return
+    if not worker:
+        yield settings.with_embedded_broker(f"{HOST}:{settings.embedded_broker_port}"), None
+        return
+    broker = _start_embedded(settings)
+    try:
+        label = f"{broker.bootstrap_servers} (embedded {broker.label})"
+        yield settings.with_embedded_broker(broker.bootstrap_servers), label
+    finally:
+        _stop_after_worker(broker)(*sys.exc_info())
 
 
 def embedded_broker(settings: Settings) -> BrokerProcess:
@@ -133,22 +120,10 @@ def run(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings()
         args = args or _worker_args(settings)
-        with contextlib.ExitStack() as stack:
-            label = None  # how the start line names the broker
-            if settings.embedded_broker:
-                # Other commands (replay, reviews...) talk to the broker a running `make run` started.
-                address = f"{HOST}:{settings.embedded_broker_port}"
-                if "worker" in args:
-                    broker = _start_embedded(settings)
-                    stack.push(_stop_after_worker(broker))
-                    address = broker.bootstrap_servers
-                    label = f"{address} (embedded {broker.label})"
-                settings = settings.with_embedded_broker(address)
-            elif "worker" in args:
-                check_connection(settings)
+        with prepare(settings, "worker" in args) as (ready, label):
             _use_uvloop()
-            app = build(settings).app
-            app.start_line = start_line(settings, label)
+            app = build(ready).app
+            app.start_line = start_line(ready, label)
             sys.argv = [sys.argv[0], *args]
             app.main()
     except StreamlineError as exc:
@@ -184,7 +159,6 @@ def _error_line(message: str, as_json: bool) -> str:
 
 
 def _worker_args(settings: Settings) -> list[str]:
-    # JSON logs: no banner table on stdout, so that every line of output is one JSON object.
     # No banner table: the worker says what matters in its start line (and JSON logs stay JSON lines).
     return ["--quiet", "worker", "--loglevel", settings.log_level]
 
@@ -205,21 +179,13 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(name)
     if _cli_app is None:
-        embedded: BrokerProcess | None = None
         try:
-            settings = load_settings()
-            if settings.embedded_broker:
-                broker = embedded = _start_embedded(settings)
-                atexit.register(_stop_after_worker(broker), None, None, None)
-                settings = settings.with_embedded_broker(broker.bootstrap_servers)
-            else:
-                check_connection(settings)
+            prepared = prepare(load_settings(), worker="worker" in sys.argv)
+            settings, label = prepared.__enter__()
+            atexit.register(prepared.__exit__, None, None, None)
         except StreamlineError as exc:
             raise SystemExit(f"streamline: {exc}") from None
         _use_uvloop()  # as `python -m worker` does; Faust's CLI would need `-L uvloop` for it
         _cli_app = build(settings).app
-        if embedded is not None:
-            _cli_app.start_line = start_line(
-                settings, f"{broker.bootstrap_servers} (embedded {broker.label})"
-            )
+        _cli_app.start_line = start_line(settings, label)
     return _cli_app

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker import reviewers
+from worker import tokens as reviewers
 from worker.errors import ConfigError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -297,6 +297,11 @@ class Settings(BaseSettings):
         """The full name of pipeline topic `name`, with the configured prefix."""
         return f"{self.topic_prefix}{name}"
 
+    @property
+    def secrets(self) -> tuple[SecretStr, ...]:
+        """Every secret value the settings hold: no log line or answer may show one."""
+        return tuple(getattr(self, name) for name in sorted(SECRET_FIELDS))
+
     def __repr_args__(self) -> Any:
         return ((k, v) for k, v in super().__repr_args__() if k not in SECRET_FIELDS)
 
@@ -346,11 +351,3 @@ def _describe(exc: ValidationError) -> str:
         name = field.upper() if field else "settings"
         lines.append(f"{name}: {error['msg']}")
     return "invalid configuration: " + "; ".join(lines)
-
-
-def redacted(settings: Settings) -> Mapping[str, Any]:
-    """The settings as a dict fit for a log line or a banner: secrets are masked."""
-    values = settings.model_dump()
-    for field in SECRET_FIELDS & values.keys():
-        values[field] = "***" if values[field] else ""
-    return values

@@ -1,25 +1,20 @@
-"""The review agents with Faust's `test_context()`: the paths that need no table write or broker."""
+"""The review stages, run as the runtime runs them but with no broker: records in, an Outbox out
+(the paths that need no table write)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import pytest
 
-from worker.app import create_app
-from worker.flow import review
-from worker.publish import Publisher
-from worker.runtime.engine import start_stage
-from worker.runtime.halts import Halts
-from worker.runtime.observer import Observer
-from worker.runtime.stage import ErrorPolicy
+from tests.stages import record, run
+from worker import review
+from worker.review.tables import ReviewTables, declare_tables
+from worker.runtime import context
+from worker.runtime.context import Context
 from worker.settings import Settings
-from worker.tables import ReviewTables, declare_tables
-from worker.topics import declare_topics
 
 PAYOUT = {
     "payout_id": "po-7",
@@ -41,71 +36,54 @@ DECISION = {
 }
 
 
-@dataclasses.dataclass
-class Wiring:
-    agents: dict[str, Any]
-    tables: ReviewTables
-    read: dict[str, Any]
+@pytest.fixture
+def ctx(make_settings: Callable[..., Settings]) -> Context:
+    return context.context(make_settings().with_embedded_broker("127.0.0.1:1"))
 
 
 @pytest.fixture
-def wiring(make_settings: Callable[..., Settings]) -> Wiring:
-    """Review agents whose outputs are in-memory channels, with a reader on each."""
-    settings = make_settings()
-    app = create_app(settings.with_embedded_broker("127.0.0.1:1"))
-    names = ("payouts_approved", "payouts_rejected", "review_decisions", "dead_letters")
-    outputs = {name: app.channel() for name in (*names, "held")}
-    read = {name: channel.clone(is_iterator=True) for name, channel in outputs.items()}
-    topics = dataclasses.replace(declare_topics(app, settings), **{n: outputs[n] for n in names})
-    tables = dataclasses.replace(declare_tables(app, settings), held=outputs["held"])
-    publisher = Publisher(outputs["dead_letters"])
-    rules: dict[str, Any] = {"policy": ErrorPolicy.DEAD_LETTER, "observer": Observer(), "halts": Halts()}
-    agents = [start_stage(app, s, publisher=publisher, **rules) for s in review.stages(topics, tables)]
-    return Wiring({agent.name: agent for agent in agents}, tables, read)
+def tables(ctx: Context) -> ReviewTables:
+    return declare_tables(ctx)
 
 
-async def next_value(channel: Any) -> tuple[bytes, dict[str, Any]]:
-    event = await channel.get(timeout=5)
-    return event.key, orjson.loads(event.value)
+def test_a_held_payout_is_rekeyed_by_its_id_with_its_seller_history(ctx, tables) -> None:
+    [message] = run(review.intake(ctx, tables), record(orjson.dumps(PAYOUT), topic="payouts-review")).messages
 
-
-async def test_a_held_payout_is_rekeyed_by_its_id_with_its_seller_history(wiring: Wiring) -> None:
-    async with wiring.agents["review-intake"].test_context() as context:
-        await context.put(key=b"s-9", value=orjson.dumps(PAYOUT))
-        key, held = await next_value(wiring.read["held"])
-
-    assert key == b"po-7"
+    held = orjson.loads(message.value)
+    assert (message.topic, message.key) == (tables.held, b"po-7")
     assert held["payout"] == PAYOUT
     assert held["history"] == [] and held["escalated_at"] is None
     assert datetime.fromisoformat(held["held_at"]) <= datetime.now(UTC)
 
 
-async def test_a_bad_held_payout_becomes_a_dead_letter(wiring: Wiring) -> None:
-    async with wiring.agents["review-intake"].test_context() as context:
-        await context.put(key=b"s-9", value=b'{"payout_id": "po-7"}')
-        _, letter = await next_value(wiring.read["dead_letters"])
-    assert letter["reason"] == "missing_field"
+def test_a_bad_held_payout_becomes_a_dead_letter(ctx, tables) -> None:
+    outbox = run(review.intake(ctx, tables), record(b'{"payout_id": "po-7"}'))
+    [(_, error)] = outbox.rejected
+    assert error.reason == "missing_field" and not outbox.messages
 
 
-async def test_a_bad_decision_becomes_a_dead_letter(wiring: Wiring) -> None:
-    async with wiring.agents["review-decisions"].test_context() as context:
-        await context.put(key=b"po-7", value=orjson.dumps({**DECISION, "decision": "perhaps"}))
-        _, letter = await next_value(wiring.read["dead_letters"])
-    assert letter["reason"] == "unknown_decision"
+def test_a_bad_decision_becomes_a_dead_letter(ctx, tables) -> None:
+    bad = record(orjson.dumps({**DECISION, "decision": "perhaps"}), key=b"po-7")
+    [(_, error)] = run(review.decisions(ctx, tables), bad).rejected
+    assert error.reason == "unknown_decision"
 
 
-async def test_a_decision_on_the_wrong_partition_goes_to_the_right_one(wiring: Wiring) -> None:
-    wrong = (wiring.tables.partition_of("po-7") + 1) % wiring.tables.partitions
-    async with wiring.agents["review-decisions"].test_context() as context:
-        await context.put(key=b"po-7", value=orjson.dumps(DECISION), partition=wrong)
-        key, forwarded = await next_value(wiring.read["review_decisions"])
-    assert (key, forwarded) == (b"po-7", DECISION)
-    assert sum(wiring.tables.outcomes.values()) == 0  # nothing applied where it does not belong
+def test_a_decision_on_the_wrong_partition_goes_to_the_right_one(ctx, tables) -> None:
+    wrong = (tables.partition_of("po-7") + 1) % tables.partitions
+    decision = record(orjson.dumps(DECISION), key=b"po-7", partition=wrong)
+
+    [message] = run(review.decisions(ctx, tables), decision).messages
+
+    assert (message.topic, message.key, orjson.loads(message.value)) == (
+        ctx.topics.review_decisions,
+        b"po-7",
+        DECISION,
+    )
+    assert sum(tables.outcomes.values()) == 0  # nothing applied where it does not belong
 
 
-async def test_a_decision_for_an_unknown_payout_changes_nothing(wiring: Wiring) -> None:
-    right = wiring.tables.partition_of("po-7")
-    async with wiring.agents["review-decisions"].test_context() as context:
-        await context.put(key=b"po-7", value=orjson.dumps(DECISION), partition=right)
-    assert wiring.tables.outcomes == {"unknown": 1}
-    assert wiring.read["payouts_approved"].empty()
+def test_a_decision_for_an_unknown_payout_changes_nothing(ctx, tables) -> None:
+    right = tables.partition_of("po-7")
+    outbox = run(review.decisions(ctx, tables), record(orjson.dumps(DECISION), key=b"po-7", partition=right))
+    assert tables.outcomes == {"unknown": 1}
+    assert not outbox

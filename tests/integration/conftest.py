@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.brokers import BROKER, EXTERNAL, QUIRKS
-from worker.broker import embedded, free_port
+from tests.processes import free_port
+from worker.broker import embedded
 from worker.main import Pipeline, build
 from worker.settings import Settings
 

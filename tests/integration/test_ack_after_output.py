@@ -17,11 +17,11 @@ import pytest
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, read_until
 from tests.reviews import TOKEN, big_order, call, pending_ids, until, web_port
-from worker import app as app_module
 from worker.main import Pipeline
-from worker.outbox import Outbox
-from worker.publish import Publisher
-from worker.rules import payout_id_for
+from worker.payouts.rules import payout_id_for
+from worker.runtime import transport
+from worker.runtime.outbox import Outbox
+from worker.runtime.publish import Publisher
 
 
 async def send_order(bootstrap: str, pipeline: Pipeline, order_id: str) -> None:
@@ -68,7 +68,7 @@ async def test_a_stage_stopped_mid_message_delivers_its_output_after_a_restart(
         return await publish(publisher, outbox)
 
     monkeypatch.setattr(Publisher, "publish", never_delivered)
-    monkeypatch.setattr(app_module, "STOP_WAIT_S", 1.0)  # the stuck message is given up on quickly
+    monkeypatch.setattr(transport, "STOP_WAIT_S", 1.0)  # the stuck message is given up on quickly
     first = await start_pipeline(**settings)
     prefix = first.app.conf.id
     await start(bootstrap, first, "o-1")

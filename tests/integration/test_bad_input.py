@@ -17,10 +17,9 @@ import orjson
 from tests.integration.test_pipeline import order
 from tests.integration.test_worker_output import stop, worker_env
 from tests.kafka import produce, read_until
-from tests.processes import poll_json, spawn
+from tests.processes import free_port, poll_json, spawn
 from tests.reviews import SHARED, hold
-from worker.batches import BatchAgent
-from worker.broker import free_port
+from worker.runtime.batches import BatchAgent
 from worker.settings import Settings
 
 SEED = orjson.loads(order("o-x", "10.00"))

@@ -10,7 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, read_until
-from worker.publish import Outbox
+from worker.runtime.outbox import Outbox
 
 
 async def read_all(bootstrap: str, topic: str, count: int, partitions: int) -> list[tuple[int, bytes, bytes]]:
@@ -41,7 +41,7 @@ async def test_an_outbox_lands_where_a_plain_producer_would_put_it_in_order(boot
         outbox.send(probe, f"{n}".encode(), key=f"s-{n % 37}")
     publisher = pipeline.agents["orders-to-payouts"].publisher  # type: ignore[union-attr]
 
-    await publisher.deliver(outbox)
+    await (await publisher.publish(outbox)).confirmed()
 
     records = await read_all(bootstrap, probe.get_topic_name(), 600, 3)
     assert len(records) == 600

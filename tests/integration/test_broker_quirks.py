@@ -22,7 +22,8 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import InvalidSessionTimeoutError
 from aiokafka.protocol.group import JoinGroupRequest
 
-from worker.broker import BrokerProcess, embedded, free_port
+from tests.processes import free_port
+from worker.broker import BrokerProcess, embedded
 
 pytestmark = pytest.mark.slow
 

@@ -20,11 +20,10 @@ import pytest
 
 from tests.brokers import broken_on
 from tests.kafka import produce_many, read_to_end, read_until
-from tests.processes import Worker, poll_stats, stats
+from tests.processes import Worker, free_port, poll_stats, stats
 from tests.reviews import TOKEN
 from tests.stores import each_store
-from worker.broker import free_port
-from worker.rules import payout_id_for
+from worker.payouts.rules import payout_id_for
 
 pytestmark = [
     pytest.mark.slow,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.brokers import BROKER, EXTERNAL
-from tests.processes import ROOT, poll_stats, spawn
-from worker.broker import embedded, free_port
-from worker.shutdown import EXIT_GAVE_UP
+from tests.processes import ROOT, free_port, poll_stats, spawn
+from worker.broker import embedded
+from worker.runtime.shutdown import EXIT_GAVE_UP
 
 FAUST = str(Path(sys.executable).with_name("faust"))
 COMMANDS = {

@@ -21,9 +21,10 @@ from tests.integration.test_pipeline import order
 from tests.kafka import produce, read_until
 from tests.processes import ROOT
 from tests.reviews import TOKEN, call, stats, until
-from worker.records import Payout, Settlement
-from worker.rules import Route, Settle, screen, settle
-from worker.stores import key_partition
+from worker.payouts.records import Payout
+from worker.payouts.rules import Route, screen
+from worker.runtime.stores import key_partition
+from worker.settlement.ledger import Settle, Settlement, settle
 
 BUG = "o-bug"
 

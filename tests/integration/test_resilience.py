@@ -13,8 +13,8 @@ import pytest
 
 from tests.brokers import BROKER
 from tests.kafka import produce_many, read_until
-from tests.processes import Worker, poll_stats, stats
-from worker.broker import embedded, free_port
+from tests.processes import Worker, free_port, poll_stats, stats
+from worker.broker import embedded
 
 pytestmark = pytest.mark.slow
 

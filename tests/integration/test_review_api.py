@@ -22,7 +22,7 @@ from tests.reviews import (
     until,
     web_port,
 )
-from worker.rules import payout_id_for
+from worker.payouts.rules import payout_id_for
 
 REVIEW = {**SHARED, "review_threshold": Decimal("500.00")}
 

@@ -10,7 +10,7 @@ import orjson
 
 from tests.kafka import produce, read_until
 from tests.reviews import SHARED, big_order, decide, pending_ids, stats, until, web_port
-from worker.rules import payout_id_for
+from worker.payouts.rules import payout_id_for
 
 REVIEW = {**SHARED, "review_threshold": Decimal("500.00")}
 

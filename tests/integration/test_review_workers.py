@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.kafka import read_until
+from tests.processes import free_port
 from tests.reviews import TOKENS, call, decide, hold, stats, tokens_file, until
-from worker.broker import free_port
 
 ORDERS = [f"o-{n}" for n in range(8)]
 

@@ -21,12 +21,12 @@ import orjson
 import pytest
 
 from tests.kafka import produce, read_until
-from tests.processes import spawn
+from tests.processes import free_port, spawn
 from tests.tls import Authority, Pem, TlsTerminator
-from worker.app import ssl_context
-from worker.broker import EmbeddedBroker, find_tansu, free_port
-from worker.connect import probe
+from worker.broker import EmbeddedBroker, find_tansu
 from worker.main import build
+from worker.runtime.connect import probe
+from worker.runtime.kafka import ssl_context
 from worker.settings import Settings
 
 PASSWORD = "Sasl-pw-4f9b2c71e0"

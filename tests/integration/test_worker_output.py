@@ -13,8 +13,7 @@ from typing import Any
 import orjson
 
 from tests.kafka import produce
-from tests.processes import get, poll_json, spawn
-from worker.broker import free_port
+from tests.processes import free_port, get, poll_json, spawn
 
 PASSWORD = "Kafka-pw-7c2f9e11ab"
 ORDER = {

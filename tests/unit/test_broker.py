@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from worker.broker import NAMES, BrokerProcess, answers_metadata, embedded, find_noida, find_tansu, free_port
+from tests.processes import free_port
+from worker.broker import NAMES, BrokerProcess, answers_metadata, embedded, find_noida, find_tansu
 from worker.errors import BrokerError
 
 
@@ -84,8 +85,8 @@ async def topics(bootstrap: str) -> list[str]:
 @pytest.mark.parametrize("name", NAMES)
 def test_it_dies_with_the_process_that_started_it_even_by_kill_9(name, tmp_path: Path) -> None:
     starter = (
-        "import sys, time; from pathlib import Path; from worker.broker import embedded, free_port\n"
-        f"broker = embedded({name!r}, free_port(), Path(sys.argv[1])).start()\n"
+        "import sys, time; from pathlib import Path; from worker.broker import embedded\n"
+        f"broker = embedded({name!r}, {free_port()}, Path(sys.argv[1])).start()\n"
         "print(broker.pid, flush=True); time.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", starter, str(tmp_path)], stdout=subprocess.PIPE)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker.app import _AtLeastOnceConsumer, _TansuConsumer, create_app
 from worker.errors import ConfigError
+from worker.runtime.app import create_app
+from worker.runtime.transport import AtLeastOnceConsumer, TansuConsumer
 from worker.settings import load_settings
 
 
@@ -15,7 +16,7 @@ def test_noida_is_the_default_and_gets_the_standard_path(make_settings) -> None:
     assert settings.session_timeout_s == 60  # Faust's
     assert settings.recovery_consistency_check
     consumer = create_app(settings).consumer
-    assert type(consumer) is _AtLeastOnceConsumer  # end offsets from ListOffsets alone
+    assert type(consumer) is AtLeastOnceConsumer  # end offsets from ListOffsets alone
 
 
 def test_embedded_tansu_brings_its_workarounds(monkeypatch, make_settings) -> None:
@@ -24,7 +25,7 @@ def test_embedded_tansu_brings_its_workarounds(monkeypatch, make_settings) -> No
     assert settings.embedded_broker_name == "tansu" and settings.broker_quirks == "tansu"
     assert settings.session_timeout_s == 10  # it holds a join for half of it
     assert not settings.recovery_consistency_check  # its end offsets under-count
-    assert isinstance(create_app(settings).consumer, _TansuConsumer)  # fetch high watermarks too
+    assert isinstance(create_app(settings).consumer, TansuConsumer)  # fetch high watermarks too
 
 
 def test_an_external_tansu_is_named_with_broker_quirks(monkeypatch) -> None:
@@ -33,7 +34,7 @@ def test_an_external_tansu_is_named_with_broker_quirks(monkeypatch) -> None:
     settings = load_settings()
     assert not settings.embedded_broker
     assert settings.session_timeout_s == 10 and not settings.recovery_consistency_check
-    assert isinstance(create_app(settings).consumer, _TansuConsumer)
+    assert isinstance(create_app(settings).consumer, TansuConsumer)
 
 
 def test_an_external_cluster_has_no_quirks_even_if_embedded_broker_says_tansu(monkeypatch) -> None:

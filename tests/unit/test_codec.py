@@ -8,10 +8,10 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from worker.codec import decode_order, decode_payout, encode
 from worker.errors import InvalidRecord
-from worker.records import Order
-from worker.rules import FeeSchedule, payout_for
+from worker.payouts.records import Order, decode_order, decode_payout
+from worker.payouts.rules import FeeSchedule, payout_for
+from worker.wire import encode
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CURRENCIES = frozenset({"EUR", "USD", "GBP"})

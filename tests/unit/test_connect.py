@@ -11,9 +11,9 @@ import ssl
 import pytest
 from aiokafka import errors
 
-from worker.broker import free_port
-from worker.connect import check_connection, describe
+from tests.processes import free_port
 from worker.errors import ConnectError
+from worker.runtime.connect import check_connection, describe
 
 PASSWORD = "s3cr3t-hunter2-password"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from faust.types import TP, Message
 
-from worker.app import create_app
+from worker.runtime.app import create_app
 from worker.settings import Settings
 
 TP0 = TP("payouts-approved", 0)

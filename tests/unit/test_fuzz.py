@@ -18,17 +18,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_codec import SEED
-from worker.codec import (
-    decode_dead_letter,
+from worker.errors import InvalidRecord
+from worker.payouts.records import Order, decode_order, decode_payout
+from worker.review.records import (
+    PendingReview,
+    ReviewDecision,
+    ReviewedPayout,
+    SellerHistory,
     decode_decision,
     decode_decision_request,
-    decode_order,
-    decode_payout,
     decode_state,
-    encode,
 )
-from worker.errors import InvalidRecord
-from worker.records import Order, PendingReview, ReviewDecision, ReviewedPayout, SellerHistory
+from worker.runtime.deadletters import decode_dead_letter
+from worker.wire import encode
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CURRENCIES = frozenset({"EUR", "USD", "GBP"})

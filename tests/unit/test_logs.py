@@ -9,7 +9,7 @@ import orjson
 from aiokafka.protocol.admin import SaslAuthenticateRequest_v1
 from pydantic import SecretStr
 
-from worker.logs import JsonFormatter, Printable, Redact, logging_config, printable
+from worker.runtime.logs import JsonFormatter, Printable, Redact, logging_config, printable
 
 PASSWORD = "pa'ss\\word-9f3k"
 

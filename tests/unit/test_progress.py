@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from worker.progress import PartitionProgress, ProgressSensor
+from worker.runtime.progress import PartitionProgress, ProgressSensor
 
 WINDOW = 30.0
 

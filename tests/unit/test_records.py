@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from worker.codec import encode
-from worker.records import Payout, checked
+from worker.payouts.records import Payout
+from worker.wire import checked, encode
 
 FIELDS = {
     "payout_id": "po-1",

@@ -9,13 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from worker.app import create_app
-from worker.codec import encode
 from worker.errors import InvalidRecord
-from worker.publish import Origin, dead_letter_for
-from worker.replay import Destinations, Report, judge
+from worker.runtime import context
+from worker.runtime.deadletters import Origin, dead_letter_for
+from worker.runtime.replay import Destinations, Report, judge
 from worker.settings import Settings
-from worker.topics import declare_topics
+from worker.wire import encode
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 INPUTS = ("orders", "payouts", "payouts-review", "review-decisions")
@@ -134,8 +133,10 @@ def test_the_report_counts_by_topic_and_reason_and_lists_what_it_left() -> None:
 
 def test_the_destinations_are_the_pipelines_own_topics(make_settings) -> None:
     settings: Settings = make_settings(topic_prefix="staging.", app_id="payouts")
-    app = create_app(settings.with_embedded_broker("127.0.0.1:1"))
-    destinations = Destinations.of(declare_topics(app, settings), "payouts")
+    ctx = context.context(settings.with_embedded_broker("127.0.0.1:1"))
+    for name in (*INPUTS, *OUTCOMES):
+        ctx.topics[name]  # declared by the stages and timers of a built pipeline
+    destinations = Destinations.of(ctx.topics, "payouts", INPUTS)
     assert destinations.inputs == {f"staging.{name}" for name in INPUTS}
     assert destinations.outcomes == {f"staging.{name}" for name in OUTCOMES}
     assert destinations.refusal("orders") == "unknown_topic"  # another deployment's, unprefixed

@@ -8,10 +8,17 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from worker.codec import decode_decision, decode_decision_request, decode_state, encode
 from worker.errors import ConfigError, InvalidRecord
-from worker.records import Payout, PendingReview, ReviewDecision, ReviewedPayout
-from worker.review import (
+from worker.payouts.records import Payout
+from worker.review.records import (
+    PendingReview,
+    ReviewDecision,
+    ReviewedPayout,
+    decode_decision,
+    decode_decision_request,
+    decode_state,
+)
+from worker.review.rules import (
     HISTORY_LENGTH,
     Applied,
     Hold,
@@ -29,6 +36,7 @@ from worker.review import (
     with_payouts,
 )
 from worker.settings import load_settings, parse_duration
+from worker.wire import encode
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SLA = timedelta(hours=24)

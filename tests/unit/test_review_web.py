@@ -8,11 +8,11 @@ import click
 import pytest
 from pydantic import SecretStr
 
-from worker.cli import duration, error_line, listing, request_for
-from worker.reviewers import Reviewers
-from worker.rules import payout_id_for
-from worker.web.auth import reviewer_for
-from worker.web.listing import paging
+from worker.payouts.rules import payout_id_for
+from worker.review.cli import duration, error_line, listing, request_for
+from worker.review.listing import paging
+from worker.runtime.auth import reviewer_for
+from worker.tokens import Reviewers
 
 TOKEN = SecretStr("tok-s3cret")
 SHARED = Reviewers(None, TOKEN, "alice")

@@ -11,11 +11,11 @@ import pytest
 from pydantic import SecretStr
 
 from tests.unit.test_review_rules import NOW
-from worker.cli import manage_reviewers
-from worker.codec import decode_decision_request
 from worker.errors import ConfigError, InvalidRecord
-from worker.reviewers import Reviewers, TokensFileError, add, parse, read, remove, token_hash
+from worker.review.cli import manage_reviewers
+from worker.review.records import decode_decision_request
 from worker.settings import load_settings
+from worker.tokens import Reviewers, TokensFileError, add, parse, read, remove, token_hash
 
 HASH = "a" * 64
 

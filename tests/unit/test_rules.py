@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.errors import RejectedByRule
-from worker.records import Order
-from worker.rules import (
+from worker.payouts.records import Order
+from worker.payouts.rules import (
     PAYOUT_NAMESPACE,
     FeeSchedule,
     Route,

@@ -12,9 +12,10 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from tests.tls import Authority
-from worker.app import broker_credentials, broker_urls, create_app
 from worker.errors import ConfigError
-from worker.settings import load_settings, redacted
+from worker.runtime.app import create_app
+from worker.runtime.kafka import broker_credentials, broker_urls
+from worker.settings import load_settings
 
 PASSWORD = "s3cr3t-hunter2-password"
 TOKEN = "rvw-tok-5c1d8e2f"
@@ -109,7 +110,6 @@ def test_the_password_never_shows(monkeypatch) -> None:
     settings = load_settings()
     for secret in (PASSWORD, TOKEN):
         assert secret not in repr(settings) and secret not in str(settings)
-        assert secret not in str(redacted(settings))
     assert settings.review_api_token.get_secret_value() == TOKEN
     assert PASSWORD not in repr(broker_credentials(settings))
     monkeypatch.setenv("WEB_PORT", "nope")

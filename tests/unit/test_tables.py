@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.unit.test_review_rules import decision, payout
-from worker.codec import encode
-from worker.records import ReviewedPayout
-from worker.tables import ReviewTables, Written
+from worker.review.records import ReviewedPayout
+from worker.review.tables import ReviewTables, Written
+from worker.wire import encode
 
 
 def decoder(calls: list[bytes], raw: bytes) -> Callable[[], str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import get_args
 
 from worker.broker.noida import Noida, find_noida
-from worker.broker.probe import HOST, answers_api_versions, answers_metadata, free_port
+from worker.broker.probe import HOST, answers_api_versions, answers_metadata
 from worker.broker.process import BrokerProcess
 from worker.broker.tansu import Tansu, find_tansu
 from worker.settings import DEFAULT_BROKER, BrokerName
@@ -36,7 +36,6 @@ __all__ = [
     "embedded",
     "find_noida",
     "find_tansu",
-    "free_port",
 ]
 
 

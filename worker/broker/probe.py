@@ -23,13 +23,6 @@ def ensure_port_free(port: int) -> None:
             ) from None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def answers_metadata(host: str, port: int, timeout: float = 1.0) -> bool:
     """True when a Kafka broker at host:port answers a Metadata (v0) request."""
     return _answers(host, port, api_key=3, body=struct.pack(">i", 0), timeout=timeout)

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from worker.errors import InvalidRecord
-from worker.outbox import Consumed
-from worker.publish import Origin, Publisher
+from worker.runtime.deadletters import Origin
+from worker.runtime.outbox import Consumed
+from worker.runtime.publish import Publisher
 
 
 @dataclass(frozen=True)

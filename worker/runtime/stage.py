@@ -27,9 +27,9 @@ from typing import Any, Generic, TypeVar
 from faust.types import TopicT
 
 from worker.errors import InvalidRecord
-from worker.logs import handling
-from worker.outbox import Consumed, Outbox
+from worker.runtime.logs import handling
 from worker.runtime.observer import Observer
+from worker.runtime.outbox import Consumed, Outbox
 
 logger = logging.getLogger(__name__)
 

@@ -16,18 +16,21 @@ from typing import Any
 from faust.streams import _current_event
 from faust.types import TP, AgentT, AppT, EventT, Message, StreamT
 
-from worker.outbox import Outbox
-from worker.publish import Publisher
 from worker.runtime.halts import Halt, Halts
+from worker.runtime.observer import Observer
+from worker.runtime.outbox import Outbox
+from worker.runtime.publish import Publisher
 from worker.runtime.stage import Runner
 
 #: The most events handled, published and confirmed together.
 MAX_EVENTS = 1000
 
 
-def stream_agent(app: AppT, runner: Runner, publisher: Publisher, halts: Halts) -> AgentT[Any]:
+def stream_agent(
+    app: AppT, runner: Runner, publisher: Publisher, halts: Halts, observer: Observer
+) -> AgentT[Any]:
     """The Faust agent that runs `runner`'s stage."""
-    engine = StreamEngine(app, runner, publisher, halts)
+    engine = StreamEngine(app, runner, publisher, halts, observer)
 
     async def run(stream: StreamT[bytes]) -> None:
         # Nothing is acknowledged behind the engine's back (`noack`), not even when the agent is
@@ -49,8 +52,11 @@ def stream_agent(app: AppT, runner: Runner, publisher: Publisher, halts: Halts) 
 class StreamEngine:
     """Handles a batch of a stage's events: run, flush tables, publish, confirm, then acknowledge."""
 
-    def __init__(self, app: AppT, runner: Runner, publisher: Publisher, halts: Halts) -> None:
+    def __init__(
+        self, app: AppT, runner: Runner, publisher: Publisher, halts: Halts, observer: Observer
+    ) -> None:
         self.app, self.runner, self.publisher, self.halts = app, runner, publisher, halts
+        self.observer = observer
 
     async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
         """Process `events`; acknowledge those done with once their output is on the broker."""
@@ -61,6 +67,7 @@ class StreamEngine:
                 self.app.consumer.release(message)  # type: ignore[attr-defined]
                 continue
             _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
+            self.observer.took(self.runner.name, message.topic)
             error = self.runner.run(message, out)
             if error is None:
                 done.append(event)

@@ -1,0 +1,99 @@
+"""The private parts of Faust, mode and aiokafka that the runtime relies on: an upgrade that moves one
+fails here, naming what moved and which module of the runtime to look at, instead of deep in a run.
+
+Every reach into a library's internals is in `worker/runtime/`; this list is theirs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextvars import ContextVar
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.app.base import BootStrategy
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.streams import Stream
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as driver
+from faust.transport.producer import Producer, ProducerBuffer
+from faust.web.drivers.aiohttp import Web
+
+#: (object, attribute, the runtime module that needs it)
+ATTRIBUTES: list[tuple[Any, str, str]] = [
+    # transport.py: the at-least-once consumer and the flushing producer
+    (faust_consumer.Consumer, "_new_offset", "transport"),
+    (faust_consumer.Consumer, "_wait_for_ack", "transport"),
+    (faust_consumer.Consumer, "_clean_unacked_messages", "transport"),
+    (faust_consumer.Consumer, "commit_and_end_transactions", "transport"),
+    (faust_consumer.Consumer, "wait_empty", "transport"),
+    (faust_consumer.Consumer, "getmany", "transport"),
+    (faust_consumer.Consumer, "pause_partitions", "streams"),
+    (faust_consumer.Consumer, "resume_partitions", "streams"),
+    (driver.Consumer, "verify_event_path", "transport"),
+    (driver.Consumer, "highwaters", "transport"),
+    (driver.Transport, "Consumer", "transport"),
+    (driver.Transport, "Producer", "transport"),
+    (Producer, "send_soon", "transport"),
+    (ProducerBuffer, "flush", "transport"),
+    (driver.Producer, "_ensure_producer", "publish"),
+    # outbox.py: record batches straight to aiokafka
+    (AIOKafkaProducer, "create_batch", "outbox"),
+    (AIOKafkaProducer, "send_batch", "outbox"),
+    (AIOKafkaProducer, "partitions_for", "outbox"),
+    (AIOKafkaConsumer, "highwater", "batches, progress"),
+    # streams.py: a Faust agent that acknowledges only after output
+    (Stream, "noack", "streams"),
+    (Stream, "events", "streams"),
+    # stores.py: RocksDB writes outside a stream event
+    (RocksDBStore, "_set", "stores"),
+    (RocksDBStore, "_db_for_partition", "stores"),
+    (faust.Table, "_new_store_by_url", "stores"),
+    # app.py: boot order, web and workers
+    (BootStrategy, "web_server", "app"),
+    (BootStrategy, "agents", "app"),
+    (faust.App, "_new_web", "app"),
+    (faust.App, "_new_transport", "app"),
+    (faust.Worker, "on_setup_root_logger", "app"),
+    (Web, "production_blueprints", "app"),
+]
+
+
+@pytest.mark.parametrize(("owner", "name", "user"), ATTRIBUTES, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_what_the_runtime_reaches_into_is_still_there(owner: Any, name: str, user: str) -> None:
+    assert hasattr(owner, name), (
+        f"{owner.__module__}.{owner.__name__}.{name} is gone: worker/runtime/{user}.py relies on it"
+    )
+
+
+def test_the_consumer_state_the_fixes_read_is_still_made_by_faust() -> None:
+    # Attributes set in __init__ (not on the class): read from the constructor's source.
+    source = inspect.getsource(faust_consumer.Consumer.__init__)
+    for name in ("_unacked_messages", "_acked", "_committed_offset", "_read_offset", "_waiting_for_ack"):
+        assert f"self.{name}" in source, (
+            f"Faust's Consumer no longer keeps {name}: see worker/runtime/transport.py"
+        )
+
+
+def test_the_current_event_is_still_a_context_variable() -> None:
+    from faust import streams
+
+    assert isinstance(streams._current_event, ContextVar), "see worker/runtime/streams.py"
+    from faust.types.tuples import ack_lock
+    from mode.utils.futures import notify
+
+    assert ack_lock is not None and callable(notify)
+
+
+def test_the_signatures_the_fixes_override_are_unchanged() -> None:
+    expected = {
+        faust_consumer.Consumer._new_offset: ["self", "tp"],
+        faust_consumer.Consumer.ack: ["self", "message"],
+        faust_consumer.Consumer.getmany: ["self", "timeout"],
+        RocksDBStore._set: ["self", "key", "value"],
+        Producer.send_soon: ["self", "fut"],
+    }
+    for function, parameters in expected.items():
+        assert list(inspect.signature(function).parameters) == parameters, function.__qualname__

@@ -1,0 +1,125 @@
+"""How every Kafka client of the worker is configured, from the settings, in one place: Faust's app,
+the batch stages' consumers, the start-up connection check and replay.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from faust.types import TP
+
+from worker.errors import ConfigError
+from worker.settings import Settings
+
+
+def bootstrap_servers(settings: Settings) -> list[str]:
+    """`KAFKA_BOOTSTRAP_SERVERS` (comma-separated host:port) as a list."""
+    return [host.strip() for host in settings.kafka_bootstrap_servers.split(",") if host.strip()]
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    """The bootstrap servers as Faust broker URLs."""
+    return [host if "://" in host else f"kafka://{host}" for host in bootstrap_servers(settings)]
+
+
+def group_timing(settings: Settings) -> dict[str, float]:
+    """Session, rebalance and heartbeat timing (seconds) of every consumer group member."""
+    session = settings.session_timeout_s
+    # A member learns of a rebalance from its next heartbeat: 1 s keeps joins (and the stops that
+    # wait for one) short, at one small request a second per consumer.
+    return {"session": session, "rebalance": session, "heartbeat": min(1.0, session / 4)}
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """The aiokafka arguments of every client of the worker: where the cluster is, and security."""
+    auth = credentials_to_aiokafka_auth(broker_credentials(settings))
+    return {"bootstrap_servers": bootstrap_servers(settings), "client_id": settings.app_id, **auth}
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Map the KAFKA_* security variables onto Faust's credentials (None means PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    context = ssl_context(settings) if protocol in {"SSL", "SASL_SSL"} else None
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanisms,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A TLS context trusting `KAFKA_SSL_CAFILE` (or the system CAs), with an optional client cert.
+
+    The broker's certificate and host name are always verified; a file that cannot be loaded is a
+    ConfigError naming its variable.
+    """
+    cafile, certfile, keyfile = (
+        str(path) if path else None
+        for path in (settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    )
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"KAFKA_SSL_CAFILE: not a PEM CA certificate bundle: {exc.reason}") from None
+    if certfile:
+        try:
+            # A password callback, so that an encrypted key fails here instead of prompting on a tty.
+            context.load_cert_chain(certfile, keyfile, password=lambda: b"")
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                "KAFKA_SSL_CERTFILE/KAFKA_SSL_KEYFILE: cannot load the client certificate and its "
+                f"key ({exc.reason}); an encrypted key is not supported"
+            ) from None
+    return context
+
+
+def kafka_consumer(settings: Settings, group: str | None, **options: Any) -> AIOKafkaConsumer:
+    """An aiokafka consumer like Faust's own (cluster, security, group timing), committing by hand."""
+    timing = group_timing(settings)
+    config: dict[str, Any] = {
+        **client_config(settings),
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": int(timing["session"] * 1000),
+        "rebalance_timeout_ms": int(timing["rebalance"] * 1000),
+        "heartbeat_interval_ms": int(timing["heartbeat"] * 1000),
+    }
+    return AIOKafkaConsumer(**{**config, **options})
+
+
+async def fetched_highwaters(
+    settings: Settings, partitions: list[TP], near: Mapping[TP, int]
+) -> dict[TP, int]:
+    """The high watermarks of `partitions` as a fetch response gives them: one fetch from just before
+    the offsets in `near`, by a consumer outside any group (best effort: what it gets in 5 s)."""
+    if not partitions:
+        return {}
+    client = kafka_consumer(settings, None, fetch_max_wait_ms=10, max_partition_fetch_bytes=1024)
+    await client.start()
+    try:
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        client.assign(tps)
+        for tp, ktp in zip(partitions, tps, strict=True):
+            client.seek(ktp, max(near.get(tp, 0) - 1, 0))
+        found: dict[TP, int] = {}
+        deadline = time.monotonic() + 5
+        while len(found) < len(tps) and time.monotonic() < deadline:
+            await client.getmany(timeout_ms=100)
+            for tp, ktp in zip(partitions, tps, strict=True):
+                if (highwater := client.highwater(ktp)) is not None:
+                    found[tp] = highwater
+        return found
+    finally:
+        await client.stop()

@@ -1,0 +1,159 @@
+"""The one way the worker publishes: encode, hand to the producer, confirm, count, dead-letter.
+
+A stage fills an `Outbox`; `Publisher.publish` hands all of it to the producer at once, in order, and
+the returned `Delivery` is confirmed when the broker has every message: only then may what the
+stage consumed be acknowledged (so its offset committed). Timers and views publish one message with
+`Publisher.send`, which waits for the broker. A message the broker refuses as too large becomes a
+dead letter instead of crashing the stage; every confirmed message is counted by the observer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+from faust.types import AppT, TopicT
+
+from worker.errors import InvalidRecord
+from worker.runtime.deadletters import MAX_DEAD_PAYLOAD, Origin, dead_letter_for
+from worker.runtime.observer import Observer
+from worker.runtime.outbox import Batch, Consumed, Message, Outbox, Partitions, Publishable, hand_over
+from worker.wire import encode
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher:
+    """Sends to pipeline topics and to the dead-letter topic; the observer counts what arrives."""
+
+    def __init__(self, app: AppT, dead_letters: TopicT, observer: Observer) -> None:
+        self.app, self.dead_letters, self.observer = app, dead_letters, observer
+        self.partitions = Partitions()
+
+    async def send(
+        self, topic: TopicT, value: Publishable, *, key: str | bytes | None, outcome: str | None = None
+    ) -> bool:
+        """Publish `value` to `topic` and wait for the broker; False if it became a dead letter."""
+        message = Message(topic, key.encode() if isinstance(key, str) else key, encode(value), outcome)
+        try:
+            await _deliver(message)
+        except TooLarge as exc:
+            await self._too_large(message, exc)
+            return False
+        self.observer.delivered([message])
+        return True
+
+    async def dead_letter(
+        self, origin: Origin, error: InvalidRecord, *, key: bytes | None, value: bytes | None
+    ) -> None:
+        """Keep a message the pipeline cannot process, byte for byte, with its origin and reason."""
+        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        letter = self._letter(origin, error, key, value)
+        try:
+            await _deliver(letter)
+        except TooLarge:
+            # Whole, the payload does not fit in a message: keep its head, its size and the flag.
+            letter = self._letter(origin, error, key, value, limit=MAX_DEAD_PAYLOAD)
+            await _deliver(letter)
+        self.observer.delivered([letter])
+
+    async def publish(self, outbox: Outbox) -> Delivery:
+        """Hand everything in `outbox` to the producer, in order, without waiting for the broker."""
+        messages = outbox.messages + [self._rejected(message, error) for message, error in outbox.rejected]
+        limit = self.app.conf.producer_max_request_size
+        fit = [m for m in messages if len(m.value) + len(m.key or b"") <= limit]
+        for message in messages if len(fit) < len(messages) else ():
+            if len(message.value) + len(message.key or b"") > limit:
+                await self._too_large(message, MessageSizeTooLargeError(f"above {limit} bytes"))
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        batches = await hand_over(producer, self.partitions, fit) if fit else []
+        return Delivery(self, batches)
+
+    def _rejected(self, message: Consumed, error: InvalidRecord) -> Message:
+        origin = Origin.of_message(message)
+        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        letter = self._letter(origin, error, message.key, message.value)
+        if len(letter.value) > self.app.conf.producer_max_request_size:
+            # Whole, the payload does not fit in a message: keep its head, its size and the flag.
+            letter = self._letter(origin, error, message.key, message.value, limit=MAX_DEAD_PAYLOAD)
+        return letter
+
+    def _letter(
+        self,
+        origin: Origin,
+        error: InvalidRecord,
+        key: bytes | None,
+        value: bytes | None,
+        limit: int | None = None,
+    ) -> Message:
+        now = datetime.now(UTC)
+        letter = dead_letter_for(origin, error, key=key, value=value, now=now, limit=limit)
+        return Message(self.dead_letters, key, encode(letter), error.reason)
+
+    async def _too_large(self, message: Message, exc: Exception) -> None:
+        name = message.topic.get_topic_name()
+        size = len(message.value)
+        logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, message.key, size)
+        error = InvalidRecord("message_too_large", f"{size} bytes refused for {name}: {exc}")
+        await self.dead_letter(Origin(name), error, key=message.key, value=message.value)
+
+
+class Delivery:
+    """An outbox handed to the producer; `confirmed()` returns once the broker has all of it."""
+
+    def __init__(self, publisher: Publisher, batches: list[Batch]) -> None:
+        self.publisher, self.batches = publisher, batches
+
+    async def confirmed(self) -> None:
+        """Wait for every acknowledgement; dead-letter what the broker refused as too large.
+
+        Any other failure is raised: the messages are not safely written, so whatever consumed
+        them must not be committed.
+        """
+        results = await asyncio.gather(
+            *(_acked(queued) for _, queued in self.batches), return_exceptions=True
+        )
+        for (messages, _), result in zip(self.batches, results, strict=True):
+            if isinstance(result, MessageSizeTooLargeError):
+                await self._one_by_one(messages, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                self.publisher.observer.delivered(messages)
+
+    async def _one_by_one(self, messages: list[Message], exc: Exception) -> None:
+        if len(messages) == 1:
+            await self.publisher._too_large(messages[0], exc)
+            return
+        # The broker's message limit is below the producer's batch size (see docs/performance.md):
+        # send this batch's messages singly, so that only a message that is itself too large is lost.
+        logger.error(
+            "a batch of %d messages was refused as too large; sending them one by one", len(messages)
+        )
+        for message in messages:
+            await self.publisher.send(message.topic, message.value, key=message.key, outcome=message.note)
+
+
+async def _acked(queued: Awaitable[Awaitable[Any]]) -> Any:
+    return await (await queued)
+
+
+class TooLarge(Exception):
+    """The client or the broker refused a message as too large."""
+
+
+async def _deliver(message: Message) -> None:
+    try:
+        pending = await message.topic.send(key=message.key, value=message.value)
+        await pending  # the broker's acknowledgement (acks=all)
+    except (MessageSizeTooLargeError, ProducerSendError) as exc:
+        # Faust wraps the client's error in its own; only "too large" becomes a dead letter.
+        cause = exc if isinstance(exc, MessageSizeTooLargeError) else exc.__cause__
+        if isinstance(cause, MessageSizeTooLargeError):
+            raise TooLarge(str(cause)) from exc
+        raise

@@ -1,0 +1,114 @@
+"""The settlement ledger: each payout's final state, written once, whatever is delivered again.
+
+Kafka delivers at least once, so a crash or a rebalance can repeat messages on the outcome topics. The
+ledger, keyed by the deterministic payout id, turns those repeats into no-ops (`settle`) and refuses
+the same id with other content (`conflicting_duplicate`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import faust
+from faust.types import TableT
+
+from worker.payouts.records import Payout
+from worker.runtime.context import Context
+from worker.wire import RECORD_OPTIONS
+
+
+class Settlement(faust.Record, namespace="streamline.Settlement", **RECORD_OPTIONS):
+    """A payout's final state in the settlement ledger: written once, whatever is redelivered."""
+
+    payout_id: str
+    seller_id: str
+    state: str  # "approved" or "rejected"
+    net: Decimal
+    currency: str
+    settled_at: datetime
+    ledger_partition: int  # the partition that owns this entry, so totals count only what a worker owns
+
+
+class Settle(enum.Enum):
+    """What the ledger does with a payout that reached a final topic."""
+
+    NEW = "new"  # record it: the payout is settled now
+    DUPLICATE = "duplicate"  # a redelivery of what is already settled: nothing changes
+    CONFLICT = "conflict"  # the same payout id with other amounts or state: refuse and report
+
+
+def settle(existing: Settlement | None, payout: Payout, state: str) -> Settle:
+    """Decide how a payout reaching final `state` changes the ledger entry `existing`."""
+    if existing is None:
+        return Settle.NEW
+    same = (existing.state, existing.net, existing.currency, existing.seller_id) == (
+        state,
+        payout.net,
+        payout.currency,
+        payout.seller_id,
+    )
+    return Settle.DUPLICATE if same else Settle.CONFLICT
+
+
+def ledger_totals(
+    entries: Iterable[Settlement], owned: Container[int], outcomes: Mapping[str, int]
+) -> dict[str, Any]:
+    """Count and sum of net by state and currency over the ledger partitions this worker owns."""
+    counts: Counter[tuple[str, str]] = Counter()
+    sums: dict[tuple[str, str], Decimal] = {}
+    for entry in entries:
+        if entry.ledger_partition in owned:
+            key = (entry.state, entry.currency)
+            counts[key] += 1
+            sums[key] = sums.get(key, Decimal("0")) + entry.net
+    by_state: dict[str, dict[str, dict[str, Any]]] = {}
+    for (state, currency), count in sorted(counts.items()):
+        by_state.setdefault(state, {})[currency] = {"count": count, "net": str(sums[(state, currency)])}
+    return {
+        "settled": sum(counts.values()),
+        "by_state": by_state,
+        "duplicates_collapsed": outcomes.get("duplicate", 0),
+        "conflicts": outcomes.get("conflict", 0),
+    }
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The ledger table (payout_id -> Settlement), and what this worker's settlement stage saw."""
+
+    table: TableT[str, Settlement]
+    seen: Counter[str] = field(default_factory=Counter)  #: new, duplicate, conflict
+
+    def totals(self, owned: Container[int]) -> dict[str, Any]:
+        """This worker's part of `/stats`: the partitions it owns, and what it saw since start."""
+        return ledger_totals(self.table.values(), owned, self.seen)
+
+
+def register(ctx: Context) -> Ledger:
+    """Declare the ledger table, and add its totals to `/stats`.
+
+    Written from payout topics keyed by seller, to the partition of the event being processed: every
+    event about one payout arrives on one partition, so its entry lives with it.
+    """
+    table = ctx.app.Table(
+        "settlement-ledger",
+        key_type=str,
+        value_type=Settlement,
+        partitions=ctx.settings.topic_partitions,
+        help="Final state of every payout, written once.",
+    )
+    ledger = Ledger(table)
+    approved = ctx.topics.payouts_approved.get_topic_name()
+
+    def owned() -> set[int]:
+        assigned = ctx.app.assignor.assigned_actives()
+        return {tp.partition for tp in assigned if tp.topic == approved}
+
+    ctx.observer.section("ledger", lambda: ledger.totals(owned()))
+    return ledger
