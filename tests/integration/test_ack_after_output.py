@@ -62,7 +62,7 @@ async def test_a_stage_stopped_mid_message_delivers_its_output_after_a_restart(
 
     async def never_delivered(publisher: Publisher, outbox: Outbox) -> Any:
         """The broker never gets this stage's output (a stop catches the stage in the middle)."""
-        if any(topic.get_topic_name().endswith(f"-{output}") for topic, _, _ in outbox.messages):
+        if any(m.topic.get_topic_name().endswith(f"-{output}") for m in outbox.messages):
             reached.set()
             await asyncio.Event().wait()  # until the worker stops and cancels it
         return await publish(publisher, outbox)

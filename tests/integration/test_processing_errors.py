@@ -53,8 +53,8 @@ def sellers_on_two_partitions(partitions: int) -> tuple[str, str]:
 
 STAGES: dict[str, tuple[str, Callable[..., Any], str]] = {
     # stage: (the rule it calls, that rule with the bug, the topic it consumes)
-    "screening": ("worker.flow.screening.screen", buggy_screen, "payouts"),
-    "settlement": ("worker.flow.settlement.settle", buggy_settle, "payouts-approved"),
+    "screening": ("worker.payouts.stages.screen", buggy_screen, "payouts"),
+    "settlement": ("worker.settlement.stage.settle", buggy_settle, "payouts-approved"),
 }
 
 
@@ -139,7 +139,7 @@ async def test_stop_pauses_only_that_partition_until_an_operator_skips_the_messa
 async def test_a_stopped_message_is_not_committed_and_a_fixed_worker_processes_it(
     bootstrap, start_pipeline, monkeypatch
 ) -> None:
-    monkeypatch.setattr("worker.flow.screening.screen", buggy_screen)
+    monkeypatch.setattr("worker.payouts.stages.screen", buggy_screen)
     settings: dict[str, Any] = {"processing_errors": "stop", "topic_partitions": 1}
     broken = await start_pipeline(**settings)
     topics, port = broken.topics, broken.app.conf.web_port

@@ -13,6 +13,8 @@ from typing import Any
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.app.base import BootStrategy
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import Stream
@@ -44,6 +46,10 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (AIOKafkaProducer, "send_batch", "outbox"),
     (AIOKafkaProducer, "partitions_for", "outbox"),
     (AIOKafkaConsumer, "highwater", "batches, progress"),
+    # kafka.py: a consumer closed without leaving its group
+    (GroupCoordinator, "_stop_heartbeat_task", "kafka"),
+    (GroupCoordinator, "_stop_commit_offsets_refresh_task", "kafka"),
+    (Fetcher, "close", "kafka"),
     # streams.py: a Faust agent that acknowledges only after output
     (Stream, "noack", "streams"),
     (Stream, "events", "streams"),
@@ -75,6 +81,17 @@ def test_the_consumer_state_the_fixes_read_is_still_made_by_faust() -> None:
         assert f"self.{name}" in source, (
             f"Faust's Consumer no longer keeps {name}: see worker/runtime/transport.py"
         )
+
+
+def test_the_consumer_parts_a_stop_closes_are_still_made_by_aiokafka() -> None:
+    source = inspect.getsource(AIOKafkaConsumer.__init__) + inspect.getsource(AIOKafkaConsumer.start)
+    for name in ("_coordinator", "_fetcher", "_client"):
+        assert f"self.{name}" in source, (
+            f"AIOKafkaConsumer no longer keeps {name}: see worker/runtime/kafka.py"
+        )
+    assert "self._coordination_task" in inspect.getsource(GroupCoordinator.__init__), (
+        "see worker/runtime/kafka.py"
+    )
 
 
 def test_the_current_event_is_still_a_context_variable() -> None:

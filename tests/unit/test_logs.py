@@ -98,7 +98,7 @@ def emit_text(logger_name: str, *args: object, exc: BaseException | None = None)
 
 def test_a_newline_in_message_data_cannot_forge_a_log_line() -> None:
     out = emit_text(
-        "worker.flow.screening", "payout held for review: payout_id=%s seller_id=%s", "po-1", FORGED
+        "worker.payouts.stages", "payout held for review: payout_id=%s seller_id=%s", "po-1", FORGED
     )
     assert out.count("\n") == 1 and out.startswith("[WARNING] payout held")
     assert "seller_id=s-1\\n2026-11-28" in out
@@ -107,7 +107,7 @@ def test_a_newline_in_message_data_cannot_forge_a_log_line() -> None:
 def test_escape_sequences_and_invisible_reordering_never_reach_the_log() -> None:
     data = "s-\x1b[2J\x1b[31mred\x07\r\u202egnp.exe\u2028\x85\x00"
     out = emit_text(
-        "worker.flow.review", "seller_id=%s key=%r other=%s n=%d", data, data, ValueError(data), 3
+        "worker.review.stages", "seller_id=%s key=%r other=%s n=%d", data, data, ValueError(data), 3
     )
     assert not any(ch in out[:-1] for ch in "\x1b\x07\r\u202e\u2028\x85\x00\n")
     assert "s-\\x1b[2J\\x1b[31mred\\x07\\r\\u202egnp.exe\\u2028\\x85\\x00" in out

@@ -34,7 +34,7 @@ from mode import Service
 from worker.runtime import transport
 from worker.runtime.app import PipelineApp
 from worker.runtime.halts import Halt, Halts
-from worker.runtime.kafka import kafka_consumer
+from worker.runtime.kafka import kafka_consumer, stop_consumer
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Outbox
 from worker.runtime.progress import PartitionProgress
@@ -99,10 +99,10 @@ class BatchAgent(Service):
     async def on_stop(self) -> None:
         if self._client is not None:
             await self.drain()
-            try:  # leaving the group waits for a join in progress: not for long
-                await asyncio.wait_for(self._client.stop(), LEAVE_WAIT_S)
-            except TimeoutError:
-                logger.info("%s: left its group without waiting for the join in progress", self.name)
+            if not await stop_consumer(self._client, LEAVE_WAIT_S):
+                logger.info(
+                    "%s: stopped without waiting to leave its group (a join was in progress)", self.name
+                )
 
     async def drain(self) -> None:
         """Confirm and commit every batch handled so far; no new batch starts meanwhile.

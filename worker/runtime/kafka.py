@@ -1,9 +1,12 @@
 """How every Kafka client of the worker is configured, from the settings, in one place: Faust's app,
-the batch stages' consumers, the start-up connection check and replay.
+the batch stages' consumers, the start-up connection check and replay; and `stop_consumer`, which
+closes a consumer by its private parts when leaving its group would wait (see test_contracts.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Mapping
@@ -123,3 +126,22 @@ async def fetched_highwaters(
         return found
     finally:
         await client.stop()
+
+
+async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
+    """Stop `client`, leaving its group if that takes at most `wait` seconds (leaving waits for a
+    join in progress); else close it without leaving: the group drops the member after its session
+    timeout. True when it left its group. Either way nothing of the client is left running."""
+    try:
+        await asyncio.wait_for(client.stop(), wait)
+        return True
+    except TimeoutError:  # the cancelled stop ended inside the coordinator: close the rest here
+        coordinator = client._coordinator
+        if coordinator is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await coordinator._coordination_task
+            await coordinator._stop_heartbeat_task()
+            await coordinator._stop_commit_offsets_refresh_task()
+        await client._fetcher.close()
+        await client._client.close()
+        return False

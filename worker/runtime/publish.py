@@ -21,6 +21,7 @@ from faust.types import AppT, TopicT
 
 from worker.errors import InvalidRecord
 from worker.runtime.deadletters import MAX_DEAD_PAYLOAD, Origin, dead_letter_for
+from worker.runtime.logs import handling
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Batch, Consumed, Message, Outbox, Partitions, Publishable, hand_over
 from worker.wire import encode
@@ -76,7 +77,11 @@ class Publisher:
 
     def _rejected(self, message: Consumed, error: InvalidRecord) -> Message:
         origin = Origin.of_message(message)
-        logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        token = handling.set(message)  # the line names the message, as the stage's own lines do
+        try:
+            logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+        finally:
+            handling.reset(token)
         letter = self._letter(origin, error, message.key, message.value)
         if len(letter.value) > self.app.conf.producer_max_request_size:
             # Whole, the payload does not fit in a message: keep its head, its size and the flag.
