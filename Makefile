@@ -15,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 #: and `make bench`, from the environment or the command line (`make test EMBEDDED_BROKER=tansu`).
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test chromium-check test-unit test-integration lint typecheck bench clean
+.PHONY: help install run test chromium-check test-unit test-integration lint typecheck contracts bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ lint: $(STAMP) ## Lint and check formatting (ruff)
 
 typecheck: $(STAMP) ## Type-check the package (mypy --strict)
 	$(VENV)/bin/mypy
+
+contracts: $(STAMP) ## Write the topic contracts (JSON Schema per topic, AsyncAPI) to docs/contracts
+	$(PY) -m worker.contracts docs/contracts
 
 bench: $(STAMP) ## Benchmark the worker against raw aiokafka (N=100000 orders; EMBEDDED_BROKER or KAFKA_BOOTSTRAP_SERVERS)
 	$(PY) -m bench --orders $(N)

@@ -10,6 +10,8 @@ StreamlineError
 
 from __future__ import annotations
 
+from worker.reasons import Reason
+
 
 class StreamlineError(Exception):
     """Base class of the worker's own errors."""
@@ -30,9 +32,9 @@ class ConnectError(StreamlineError):
 class InvalidRecord(StreamlineError):
     """A message that cannot become a valid record. It goes to the dead-letter topic."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
-        #: A stable, machine-readable code (`invalid_json`, `missing_field`...), for filtering.
+        #: A stable, machine-readable code (`invalid_json`, `missing_field`...): `worker.reasons`.
         self.reason = reason
         #: What exactly was wrong, for a person.
         self.detail = detail

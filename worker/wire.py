@@ -21,6 +21,7 @@ import faust
 import orjson
 
 from worker.errors import InvalidRecord
+from worker.reasons import Reason
 
 R = TypeVar("R", bound=faust.Record)
 
@@ -38,21 +39,21 @@ MAX_MESSAGE_BYTES = 64 * 1024
 #: Money as every service reads it the same way: ASCII digits, then `.` and one or two decimals.
 #: `Decimal()` also takes `1_000.00`, `+12.50`, ` 12.50 `, `1e3` and non-ASCII digits, which other
 #: languages parse differently (`parseFloat("1_000.00")` is 1), so those are refused.
-_AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
+AMOUNT_SHAPE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 def json_object(raw: bytes | None, *, limit: int | None = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """The JSON object in `raw`, or InvalidRecord (null, empty, oversized, not JSON, not an object)."""
     if raw is None:
-        raise InvalidRecord("null_value", "the message has no value (a tombstone)")
+        raise InvalidRecord(Reason.NULL_VALUE, "the message has no value (a tombstone)")
     if not raw.strip():
-        raise InvalidRecord("empty_value", "the message value is empty")
+        raise InvalidRecord(Reason.EMPTY_VALUE, "the message value is empty")
     if limit is not None and len(raw) > limit:
-        raise InvalidRecord("oversized", f"{len(raw)} bytes, more than {limit}")
+        raise InvalidRecord(Reason.OVERSIZED, f"{len(raw)} bytes, more than {limit}")
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        reason = "invalid_utf8" if "utf-8" in str(exc).lower() else "invalid_json"
+        reason = Reason.INVALID_UTF8 if "utf-8" in str(exc).lower() else Reason.INVALID_JSON
         raise InvalidRecord(reason, str(exc)) from None
     return as_object(parsed, "the message")
 
@@ -60,7 +61,7 @@ def json_object(raw: bytes | None, *, limit: int | None = MAX_MESSAGE_BYTES) -> 
 def as_object(value: Any, name: str) -> dict[str, Any]:
     """`value` if it is a JSON object, else InvalidRecord."""
     if not isinstance(value, dict):
-        reason = "not_an_object" if name == "the message" else "wrong_type"
+        reason = Reason.NOT_AN_OBJECT if name == "the message" else Reason.WRONG_TYPE
         raise InvalidRecord(reason, f"{name}: expected a JSON object, got {type(value).__name__}")
     return value
 
@@ -69,7 +70,7 @@ def field(fields: Mapping[str, Any], name: str) -> Any:
     """The value of a field that must be present and not null."""
     value = fields.get(name)
     if value is None:
-        raise InvalidRecord("missing_field", f"{name} is missing or null")
+        raise InvalidRecord(Reason.MISSING_FIELD, f"{name} is missing or null")
     return value
 
 
@@ -77,9 +78,9 @@ def text(fields: Mapping[str, Any], name: str, *, blank: bool = False) -> str:
     """A string field; a blank one only with `blank`."""
     value = field(fields, name)
     if not isinstance(value, str):
-        raise InvalidRecord("wrong_type", f"{name} must be a string, got {type(value).__name__}")
+        raise InvalidRecord(Reason.WRONG_TYPE, f"{name} must be a string, got {type(value).__name__}")
     if not blank and not value.strip():
-        raise InvalidRecord("missing_field", f"{name} is empty")
+        raise InvalidRecord(Reason.MISSING_FIELD, f"{name} is empty")
     return value
 
 
@@ -88,18 +89,20 @@ def money(fields: Mapping[str, Any], name: str, *, positive: bool) -> Decimal:
     value = field(fields, name)
     # A JSON number has already been through a float: refusing it keeps money exact.
     if not isinstance(value, str):
-        raise InvalidRecord("wrong_type", f'{name} must be a decimal string like "12.50", got {value!r}')
-    shape = _AMOUNT.fullmatch(value)
+        raise InvalidRecord(Reason.WRONG_TYPE, f'{name} must be a decimal string like "12.50", got {value!r}')
+    shape = AMOUNT_SHAPE.fullmatch(value)
     if shape is None:
-        raise InvalidRecord("invalid_amount", f"{name} must be digits with up to two decimals: {value!r:.60}")
+        raise InvalidRecord(
+            Reason.INVALID_AMOUNT, f"{name} must be digits with up to two decimals: {value!r:.60}"
+        )
     sign, _, decimals = shape.groups()
     if decimals is not None and len(decimals) > 2:
-        raise InvalidRecord("too_many_decimals", f"{name} has more than two decimals: {value!r:.60}")
+        raise InvalidRecord(Reason.TOO_MANY_DECIMALS, f"{name} has more than two decimals: {value!r:.60}")
     amount = Decimal(value)
     if sign or (positive and amount == 0):
-        raise InvalidRecord("non_positive_amount", f"{name} must be above zero: {value!r:.60}")
+        raise InvalidRecord(Reason.NON_POSITIVE_AMOUNT, f"{name} must be above zero: {value!r:.60}")
     if amount > MAX_AMOUNT:
-        raise InvalidRecord("amount_too_large", f"{name} is above {MAX_AMOUNT}: {value!r:.60}")
+        raise InvalidRecord(Reason.AMOUNT_TOO_LARGE, f"{name} is above {MAX_AMOUNT}: {value!r:.60}")
     return amount.quantize(Decimal("0.01"))
 
 
@@ -109,14 +112,14 @@ def moment(fields: Mapping[str, Any], name: str, *, not_after: datetime | None =
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
-            raise InvalidRecord("invalid_timestamp", f"{name} has no time zone: {value!r:.60}")
+            raise InvalidRecord(Reason.INVALID_TIMESTAMP, f"{name} has no time zone: {value!r:.60}")
         utc = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidRecord(
-            "invalid_timestamp", f"{name} is not a time in UTC range: {value!r:.60}"
+            Reason.INVALID_TIMESTAMP, f"{name} is not a time in UTC range: {value!r:.60}"
         ) from None
     if not_after is not None and utc > not_after:
-        raise InvalidRecord("future_timestamp", f"{name} is in the future: {value!r:.60}")
+        raise InvalidRecord(Reason.FUTURE_TIMESTAMP, f"{name} is in the future: {value!r:.60}")
     return utc
 
 
@@ -131,7 +134,9 @@ def count(fields: Mapping[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRecord("wrong_type", f"{name} must be a whole number of 0 or more, got {value!r:.60}")
+        raise InvalidRecord(
+            Reason.WRONG_TYPE, f"{name} must be a whole number of 0 or more, got {value!r:.60}"
+        )
     return value
 
 
@@ -139,23 +144,23 @@ def flag(fields: Mapping[str, Any], name: str) -> bool:
     """A boolean field; absent means false."""
     value = fields.get(name, False)
     if not isinstance(value, bool):
-        raise InvalidRecord("wrong_type", f"{name} must be true or false, got {type(value).__name__}")
+        raise InvalidRecord(Reason.WRONG_TYPE, f"{name} must be true or false, got {type(value).__name__}")
     return value
 
 
 def base64_bytes(fields: Mapping[str, Any], name: str) -> str | None:
     """A base64 string (kept as sent) or null; the field must be present."""
     if name not in fields:
-        raise InvalidRecord("missing_field", f"{name} is missing (null stands for no bytes)")
+        raise InvalidRecord(Reason.MISSING_FIELD, f"{name} is missing (null stands for no bytes)")
     value = fields[name]
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidRecord("wrong_type", f"{name} must be a base64 string or null")
+        raise InvalidRecord(Reason.WRONG_TYPE, f"{name} must be a base64 string or null")
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRecord("invalid_base64", f"{name} is not valid base64") from None
+        raise InvalidRecord(Reason.INVALID_BASE64, f"{name} is not valid base64") from None
     return value
 
 
@@ -163,7 +168,7 @@ def items(fields: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     """A list of JSON objects."""
     value = field(fields, name)
     if not isinstance(value, list):
-        raise InvalidRecord("wrong_type", f"{name} must be a list, got {type(value).__name__}")
+        raise InvalidRecord(Reason.WRONG_TYPE, f"{name} must be a list, got {type(value).__name__}")
     return [as_object(item, f"{name}[{n}]") for n, item in enumerate(value)]
 
 

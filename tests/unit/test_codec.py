@@ -63,53 +63,54 @@ def test_other_offsets_are_normalised_to_utc() -> None:
     assert order.created_at == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (None, "null_value"),
-        (b"", "empty_value"),
-        (b"   ", "empty_value"),
-        (b"\xff\xfe{}", "invalid_utf8"),
-        (b"not json", "invalid_json"),
-        (b'{"order_id": "o-1", ', "invalid_json"),
-        (b"[1, 2]", "not_an_object"),
-        (b'"o-1"', "not_an_object"),
-        ({**SEED, "order_id": None}, "missing_field"),
-        ({k: v for k, v in SEED.items() if k != "seller_id"}, "missing_field"),
-        ({**SEED, "customer_id": ""}, "missing_field"),
-        ({**SEED, "seller_id": 9}, "wrong_type"),
-        ({**SEED, "amount": 120.0}, "wrong_type"),
-        ({**SEED, "amount": "lots"}, "invalid_amount"),
-        ({**SEED, "amount": "NaN"}, "invalid_amount"),
-        ({**SEED, "amount": "Infinity"}, "invalid_amount"),
-        ({**SEED, "amount": "-1.00"}, "non_positive_amount"),
-        ({**SEED, "amount": "0"}, "non_positive_amount"),
-        ({**SEED, "amount": "1.005"}, "too_many_decimals"),
-        ({**SEED, "amount": "1e300"}, "invalid_amount"),
-        ({**SEED, "amount": "1000000000.01"}, "amount_too_large"),
-        # Decimal() reads these; other services read them differently, or not at all.
-        ({**SEED, "amount": "1_000.00"}, "invalid_amount"),
-        ({**SEED, "amount": "+12.50"}, "invalid_amount"),
-        ({**SEED, "amount": " 12.50"}, "invalid_amount"),
-        ({**SEED, "amount": "12.50 "}, "invalid_amount"),
-        ({**SEED, "amount": "12.50\n"}, "invalid_amount"),
-        ({**SEED, "amount": "1.2e1"}, "invalid_amount"),
-        ({**SEED, "amount": "\u0661\u0662.50"}, "invalid_amount"),  # Arabic-Indic digits
-        ({**SEED, "amount": "\uff11\uff12.50"}, "invalid_amount"),  # full-width digits
-        ({**SEED, "amount": "12."}, "invalid_amount"),
-        ({**SEED, "amount": ".50"}, "invalid_amount"),
-        ({**SEED, "amount": "0x10"}, "invalid_amount"),
-        ({**SEED, "amount": "-0.00"}, "non_positive_amount"),
-        ({**SEED, "currency": "JPY"}, "unknown_currency"),
-        ({**SEED, "currency": "eur"}, "unknown_currency"),
-        ({**SEED, "created_at": "yesterday"}, "invalid_timestamp"),
-        ({**SEED, "created_at": "2026-11-28T10:00:00"}, "invalid_timestamp"),
-        ({**SEED, "created_at": "2026-11-29T10:00:00Z"}, "future_timestamp"),
-        # Valid ISO-8601 that UTC cannot hold: this crashed the worker (OverflowError).
-        ({**SEED, "created_at": "0001-01-01T00:00:00+01:00"}, "invalid_timestamp"),
-        ({**SEED, "created_at": "9999-12-31T23:59:59-01:00"}, "invalid_timestamp"),
-    ],
-)
+#: Every kind of bad order, with the reason the codec gives (the topic contracts check them too).
+BAD_ORDERS: list[tuple[object, str]] = [
+    (None, "null_value"),
+    (b"", "empty_value"),
+    (b"   ", "empty_value"),
+    (b"\xff\xfe{}", "invalid_utf8"),
+    (b"not json", "invalid_json"),
+    (b'{"order_id": "o-1", ', "invalid_json"),
+    (b"[1, 2]", "not_an_object"),
+    (b'"o-1"', "not_an_object"),
+    ({**SEED, "order_id": None}, "missing_field"),
+    ({k: v for k, v in SEED.items() if k != "seller_id"}, "missing_field"),
+    ({**SEED, "customer_id": ""}, "missing_field"),
+    ({**SEED, "seller_id": 9}, "wrong_type"),
+    ({**SEED, "amount": 120.0}, "wrong_type"),
+    ({**SEED, "amount": "lots"}, "invalid_amount"),
+    ({**SEED, "amount": "NaN"}, "invalid_amount"),
+    ({**SEED, "amount": "Infinity"}, "invalid_amount"),
+    ({**SEED, "amount": "-1.00"}, "non_positive_amount"),
+    ({**SEED, "amount": "0"}, "non_positive_amount"),
+    ({**SEED, "amount": "1.005"}, "too_many_decimals"),
+    ({**SEED, "amount": "1e300"}, "invalid_amount"),
+    ({**SEED, "amount": "1000000000.01"}, "amount_too_large"),
+    # Decimal() reads these; other services read them differently, or not at all.
+    ({**SEED, "amount": "1_000.00"}, "invalid_amount"),
+    ({**SEED, "amount": "+12.50"}, "invalid_amount"),
+    ({**SEED, "amount": " 12.50"}, "invalid_amount"),
+    ({**SEED, "amount": "12.50 "}, "invalid_amount"),
+    ({**SEED, "amount": "12.50\n"}, "invalid_amount"),
+    ({**SEED, "amount": "1.2e1"}, "invalid_amount"),
+    ({**SEED, "amount": "\u0661\u0662.50"}, "invalid_amount"),  # Arabic-Indic digits
+    ({**SEED, "amount": "\uff11\uff12.50"}, "invalid_amount"),  # full-width digits
+    ({**SEED, "amount": "12."}, "invalid_amount"),
+    ({**SEED, "amount": ".50"}, "invalid_amount"),
+    ({**SEED, "amount": "0x10"}, "invalid_amount"),
+    ({**SEED, "amount": "-0.00"}, "non_positive_amount"),
+    ({**SEED, "currency": "JPY"}, "unknown_currency"),
+    ({**SEED, "currency": "eur"}, "unknown_currency"),
+    ({**SEED, "created_at": "yesterday"}, "invalid_timestamp"),
+    ({**SEED, "created_at": "2026-11-28T10:00:00"}, "invalid_timestamp"),
+    ({**SEED, "created_at": "2026-11-29T10:00:00Z"}, "future_timestamp"),
+    # Valid ISO-8601 that UTC cannot hold: this crashed the worker (OverflowError).
+    ({**SEED, "created_at": "0001-01-01T00:00:00+01:00"}, "invalid_timestamp"),
+    ({**SEED, "created_at": "9999-12-31T23:59:59-01:00"}, "invalid_timestamp"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), BAD_ORDERS)
 def test_each_kind_of_bad_order_has_its_own_reason(raw: object, reason: str) -> None:
     with pytest.raises(InvalidRecord) as bad:
         decode_order(

@@ -16,6 +16,7 @@ import faust
 
 from worker import wire as f
 from worker.errors import InvalidRecord
+from worker.reasons import Reason
 from worker.wire import RECORD_OPTIONS, checked
 
 #: How far in the future a producer's clock may run before its timestamp is refused.
@@ -88,6 +89,6 @@ def _currency(fields: Mapping[str, Any], currencies: Collection[str]) -> str:
     code = f.text(fields, "currency")
     if code not in currencies:
         raise InvalidRecord(
-            "unknown_currency", f"currency {code!r:.60} is not one of {', '.join(sorted(currencies))}"
+            Reason.UNKNOWN_CURRENCY, f"currency {code!r:.60} is not one of {', '.join(sorted(currencies))}"
         )
     return code

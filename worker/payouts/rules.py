@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from worker.errors import RejectedByRule
 from worker.payouts.records import Order, Payout
+from worker.reasons import Reason
 from worker.wire import checked
 
 CENT = Decimal("0.01")
@@ -70,7 +71,7 @@ def payout_for(order: Order, schedule: FeeSchedule, *, now: datetime) -> Payout:
     fee = fee_for(order.amount, schedule)
     net = order.amount - fee
     if net <= 0:
-        raise RejectedByRule("fee_exceeds_amount", f"fee {fee} leaves nothing of amount {order.amount}")
+        raise RejectedByRule(Reason.FEE_EXCEEDS_AMOUNT, f"fee {fee} leaves nothing of amount {order.amount}")
     return checked(
         Payout,
         payout_id=payout_id_for(order.seller_id, order.order_id),

@@ -15,6 +15,7 @@ import faust
 from worker import wire as f
 from worker.errors import InvalidRecord
 from worker.payouts.records import Payout, payout_fields, payout_from
+from worker.reasons import Reason
 from worker.wire import RECORD_OPTIONS, checked
 
 R = TypeVar("R", bound=faust.Record)
@@ -95,7 +96,7 @@ def decode_decision_request(
     _only(fields, REQUEST_FIELDS)
     claimed = fields.get("reviewer")
     if claimed is not None and (not isinstance(claimed, str) or claimed.strip() != reviewer):
-        raise InvalidRecord("reviewer_mismatch", f"this token is {reviewer}'s: leave reviewer out")
+        raise InvalidRecord(Reason.REVIEWER_MISMATCH, f"this token is {reviewer}'s: leave reviewer out")
     return _decision({"reason": fields.get("reason"), "reviewer": reviewer}, payout_id, decision, now)
 
 
@@ -107,7 +108,7 @@ def decode_state(raw: bytes | None, model: type[R]) -> R:
     try:
         return cast(R, decoder(f.json_object(raw, limit=None)))
     except InvalidRecord as error:
-        raise InvalidRecord("invalid_state", f"not a {model.__name__}: {error}") from None
+        raise InvalidRecord(Reason.INVALID_STATE, f"not a {model.__name__}: {error}") from None
 
 
 def _decision(
@@ -171,18 +172,20 @@ def _only(fields: Mapping[str, Any], allowed: Collection[str]) -> None:
     unknown = sorted(name for name in fields if name not in allowed)
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
-        raise InvalidRecord("unknown_field", f"only {', '.join(allowed)} may be sent, not {names:.100}")
+        raise InvalidRecord(Reason.UNKNOWN_FIELD, f"only {', '.join(allowed)} may be sent, not {names:.100}")
 
 
 def _verdict(fields: Mapping[str, Any]) -> str:
     decision = f.text(fields, "decision")
     if decision not in DECISIONS:
-        raise InvalidRecord("unknown_decision", f"decision must be approve or reject, got {decision!r:.60}")
+        raise InvalidRecord(
+            Reason.UNKNOWN_DECISION, f"decision must be approve or reject, got {decision!r:.60}"
+        )
     return decision
 
 
 def _review_text(fields: Mapping[str, Any], name: str) -> str:
     text = f.text(fields, name).strip()
     if len(text) > MAX_REVIEW_TEXT:
-        raise InvalidRecord("text_too_long", f"{name} is longer than {MAX_REVIEW_TEXT} characters")
+        raise InvalidRecord(Reason.TEXT_TOO_LONG, f"{name} is longer than {MAX_REVIEW_TEXT} characters")
     return text

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from worker.errors import InvalidRecord
 from worker.payouts.records import Payout, decode_payout
+from worker.reasons import Reason
 from worker.review.records import PendingReview, ReviewDecision, decode_decision, decode_state
 from worker.review.rules import Hold, Outcome, apply_decision, hold_payout, new_review, with_payouts
 from worker.review.tables import ReviewTables
@@ -54,7 +55,7 @@ def hold(ctx: Context, tables: ReviewTables) -> Stage[PendingReview]:
         tables.holds[held.value] += 1
         if held is Hold.CONFLICT:
             detail = f"payout {payout_id} is already held or decided with other content"
-            raise InvalidRecord("conflicting_duplicate", detail)
+            raise InvalidRecord(Reason.CONFLICTING_DUPLICATE, detail)
         if held is Hold.NEW:
             tables.keep(review)
             logger.info(
@@ -93,7 +94,7 @@ def decisions(ctx: Context, tables: ReviewTables) -> Stage[ReviewDecision]:
         logger.log(level, "decision %s: payout_id=%s from %s", applied.outcome.value, payout_id, origin)
         if applied.outcome is Outcome.CONFLICT:
             raise InvalidRecord(
-                "conflicting_duplicate", f"payout {payout_id} was decided already, differently"
+                Reason.CONFLICTING_DUPLICATE, f"payout {payout_id} was decided already, differently"
             )
         payout = applied.payout
         if payout is None:

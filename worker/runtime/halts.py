@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.errors import InvalidRecord
+from worker.reasons import Reason
 from worker.runtime.deadletters import Origin
 from worker.runtime.outbox import Consumed
 from worker.runtime.publish import Publisher
@@ -82,7 +83,7 @@ class Halts:
         del self._halts[(topic, partition)]  # one skip at a time: a second one finds nothing
         try:
             detail = f"stage {halt.stage}: {halt.error}; skipped by {by}: {reason}"
-            error = InvalidRecord("processing_error", detail)
+            error = InvalidRecord(Reason.PROCESSING_ERROR, detail)
             origin = Origin.of_message(message)
             await publisher.dead_letter(origin, error, key=message.key, value=message.value)
             await halt.resume()

@@ -20,6 +20,7 @@ from faust.exceptions import ProducerSendError
 from faust.types import AppT, TopicT
 
 from worker.errors import InvalidRecord
+from worker.reasons import Reason
 from worker.runtime.deadletters import MAX_DEAD_PAYLOAD, Origin, dead_letter_for
 from worker.runtime.logs import handling
 from worker.runtime.observer import Observer
@@ -104,7 +105,7 @@ class Publisher:
         name = message.topic.get_topic_name()
         size = len(message.value)
         logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, message.key, size)
-        error = InvalidRecord("message_too_large", f"{size} bytes refused for {name}: {exc}")
+        error = InvalidRecord(Reason.MESSAGE_TOO_LARGE, f"{size} bytes refused for {name}: {exc}")
         await self.dead_letter(Origin(name), error, key=message.key, value=message.value)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from faust.types import TopicT
 
 from worker.errors import InvalidRecord
+from worker.reasons import Reason
 from worker.runtime.logs import handling
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Consumed, Outbox
@@ -117,5 +118,5 @@ class Runner:
         self.observer.processing_error(self.name)
         if stops:
             return error
-        out.reject(message, InvalidRecord("processing_error", f"stage {self.name}: {error}"))
+        out.reject(message, InvalidRecord(Reason.PROCESSING_ERROR, f"stage {self.name}: {error}"))
         return None

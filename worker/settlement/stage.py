@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from worker.errors import InvalidRecord
 from worker.payouts.records import Payout, decode_payout
+from worker.reasons import Reason
 from worker.runtime.context import Context
 from worker.runtime.outbox import Outbox
 from worker.runtime.stage import Stage
@@ -28,7 +29,7 @@ def settlement(ctx: Context, ledger: Ledger) -> Stage[Payout]:
         seen[outcome.value] += 1
         if outcome is Settle.CONFLICT:
             detail = f"payout {payout.payout_id} is already settled differently"
-            raise InvalidRecord("conflicting_duplicate", detail)
+            raise InvalidRecord(Reason.CONFLICTING_DUPLICATE, detail)
         if outcome is Settle.NEW:
             table[payout.payout_id] = checked(
                 Settlement,
