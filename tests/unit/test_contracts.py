@@ -50,6 +50,11 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (GroupCoordinator, "_stop_heartbeat_task", "kafka"),
     (GroupCoordinator, "_stop_commit_offsets_refresh_task", "kafka"),
     (Fetcher, "close", "kafka"),
+    # kafka.py: a consumer rejoins under its own member id
+    (GroupCoordinator, "reset_generation", "kafka"),
+    (GroupCoordinator, "request_rejoin", "kafka"),
+    (driver.Consumer, "_new_consumer_thread", "transport"),
+    (driver.AIOKafkaConsumerThread, "on_start", "transport"),
     # streams.py: a Faust agent that acknowledges only after output
     (Stream, "noack", "streams"),
     (Stream, "events", "streams"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from decimal import Decimal
@@ -15,7 +16,7 @@ from tests.tls import Authority
 from worker.errors import ConfigError
 from worker.runtime.app import create_app
 from worker.runtime.kafka import broker_credentials, broker_urls
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 
 PASSWORD = "s3cr3t-hunter2-password"
 TOKEN = "rvw-tok-5c1d8e2f"
@@ -235,3 +236,14 @@ def test_a_worker_advertises_an_address_the_others_can_reach(make_settings, valu
 def test_an_advertised_url_that_is_no_http_address_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="WEB_ADVERTISED_URL"):
         load_settings(web_advertised_url=url)
+
+
+def test_config_local_env_names_every_setting() -> None:
+    # The README sends readers to config/local.env for every variable: a new setting must be there.
+    text = (Path(__file__).resolve().parents[2] / "config" / "local.env").read_text()
+    names = [
+        (field.validation_alias.choices[0] if field.validation_alias else name).upper()  # type: ignore[union-attr]
+        for name, field in Settings.model_fields.items()
+    ]
+    missing = [name for name in names if not re.search(rf"^(# )?{name}=", text, re.MULTILINE)]
+    assert not missing, f"config/local.env does not describe {missing}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.protocol.commit import OffsetCommitRequest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 
@@ -145,3 +146,35 @@ async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
         await client._fetcher.close()
         await client._client.close()
         return False
+
+
+#: Resets in a row (a heartbeat, a commit, a join) that keep the member id (see `rejoin_as_itself`).
+KEEP_ID_RESETS = 3
+
+
+def rejoin_as_itself(client: AIOKafkaConsumer) -> None:
+    """Make a started group consumer rejoin under its own member id after its generation went stale.
+
+    aiokafka drops the member id with the generation (a commit or heartbeat answered
+    ILLEGAL_GENERATION after the group moved on) and joins as a new member; the broker then holds
+    the old member until its session expires. noida-db 0.2.3 never expires it, and can keep it as
+    the group's leader, so the group never syncs again (test_broker_quirks.py). Rejoining as itself
+    leaves no such member. A broker that no longer knows the id answers UNKNOWN_MEMBER_ID to such
+    joins: after `KEEP_ID_RESETS` resets with no join in between, the id is dropped as before.
+    """
+    coordinator = client._coordinator
+    if coordinator is None:
+        return
+    reset = coordinator.reset_generation
+    resets = 0
+
+    def reset_generation() -> None:
+        nonlocal resets
+        resets = 1 if coordinator.generation > 0 else resets + 1  # > 0: joined since the last one
+        if resets > KEEP_ID_RESETS:
+            reset()
+            return
+        coordinator.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID
+        coordinator.request_rejoin()
+
+    coordinator.reset_generation = reset_generation

@@ -240,6 +240,9 @@ class Chatter(logging.Filter):
         "because it is rebalancing",
         "RebalanceInProgressError",
         "Discarded commit for revoked partitions",
+        "due to group error (%s), will rejoin",  # a commit the group's new generation refused
+        "generation id is not  current",  # (sic) a heartbeat from the generation before
+        "is overlapping",  # a timer slower than its interval once (the storefront owes what it skipped)
     )
 
     def __init__(self, level: int) -> None:

@@ -17,13 +17,21 @@ from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from worker.runtime.kafka import fetched_highwaters
+from worker.runtime.kafka import fetched_highwaters, rejoin_as_itself
 
 logger = logging.getLogger(__name__)
 
 
 #: How long a stop or a hand-over waits for the messages in progress (then leaves them uncommitted).
 STOP_WAIT_S = 4.0
+
+
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer rejoins under its own member id."""
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        rejoin_as_itself(self._consumer)
 
 
 class AtLeastOnceConsumer(aiokafka_driver.Consumer):
@@ -47,6 +55,9 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         super().__init__(*args, **kwargs)
         #: Partitions to fetch again from an offset that no stream processed (see `_new_offset`).
         self._refetch: dict[TP, int] = {}
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def wait_empty(self) -> None:
         """Faust's wait, at a stop or a hand-over, for the messages in progress to be acknowledged,
