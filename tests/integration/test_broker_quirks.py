@@ -24,6 +24,7 @@ from aiokafka.protocol.group import JoinGroupRequest
 
 from tests.processes import free_port
 from worker.broker import BrokerProcess, embedded
+from worker.runtime.kafka import stop_consumer
 
 pytestmark = pytest.mark.slow
 
@@ -233,3 +234,43 @@ async def until_assigned(consumer: AIOKafkaConsumer, count: Callable[[int], bool
     while not count(len(consumer.assignment())):
         assert time.monotonic() < deadline, f"assigned {sorted(consumer.assignment())} after {within}s"
         await consumer.getmany(timeout_ms=100)
+
+
+@pytest.mark.parametrize("broker", [on("noida", noida_bug=NOIDA_DEAD_MEMBER), on("tansu")], indirect=True)
+async def test_a_member_that_rejoins_under_a_new_id_leaves_no_member_holding_the_group(
+    broker: BrokerProcess,
+) -> None:
+    # What aiokafka does when a commit or heartbeat is answered ILLEGAL_GENERATION: it drops its member
+    # id and joins as a new member, abandoning the old one (worker/runtime/kafka.py, rejoin_as_itself).
+    await create(broker.bootstrap_servers, "rejoin", partitions=4)
+    members = [
+        AIOKafkaConsumer(
+            "rejoin",
+            bootstrap_servers=broker.bootstrap_servers,
+            group_id="g",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            enable_auto_commit=False,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for member in members:
+            await member.start()
+        await asyncio.gather(*(until_assigned(m, lambda n: n == 2, within=30) for m in members))
+
+        before = members[1]._coordinator.generation
+        members[0]._coordinator.reset_generation()  # the abandoned id is silent from now on
+
+        def shared_again() -> bool:  # a generation after the reset, two partitions each
+            return all(m._coordinator.generation > before and len(m.assignment()) == 2 for m in members)
+
+        try:  # (a fetch waits while the group has no assignment: the bound is around it all)
+            async with asyncio.timeout(6 + 15):  # the session timeout, and time to rebalance
+                while not shared_again():
+                    await asyncio.gather(*(m.getmany(timeout_ms=100) for m in members))
+        except TimeoutError:
+            raise AssertionError("the group did not rebalance around the abandoned member") from None
+    finally:
+        for member in members:  # leaving waits for the join in progress, if it never ends: not long
+            await stop_consumer(member, 5)

@@ -189,7 +189,9 @@ def test_ctrl_c_while_the_embedded_broker_is_frozen_gives_up_in_one_line(run) ->
 
     print(f"\nCtrl-C against a frozen broker: gave up after {took:.1f}s")
     assert started.process.returncode == EXIT_GAVE_UP, started.output_since_mark()[-5:]
-    [line] = warnings_and_errors(started.output_since_mark())
+    lines = warnings_and_errors(started.output_since_mark())
+    assert len(lines) == 1, lines
+    [line] = lines
     assert "the worker did not stop within 7s: the broker does not answer" in line
 
 
@@ -222,7 +224,9 @@ def test_ctrl_c_after_an_external_cluster_vanished_gives_up_in_one_line(run, tmp
 
     print(f"\nCtrl-C with the cluster gone: gave up after {took:.1f}s")
     assert started.process.returncode == EXIT_GAVE_UP
-    [line] = warnings_and_errors(started.output_since_mark())  # no flood of connection errors
+    lines = warnings_and_errors(started.output_since_mark())
+    assert len(lines) == 1, lines  # no flood of connection errors
+    [line] = lines
     assert "the worker did not stop within 7s: the broker does not answer" in line
 
 

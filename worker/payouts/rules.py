@@ -1,4 +1,4 @@
-"""The business rules, as pure functions: fees, payout ids, screening and settling.
+"""The business rules, as pure functions: fees, payout ids, screening.
 
 No Faust, no I/O, no clock: everything a rule needs comes in as an argument.
 """

@@ -1,4 +1,4 @@
-"""Bearer-token protection for the review API: each token names its reviewer (`worker.reviewers`).
+"""Bearer-token protection for the review API: each token names its reviewer (`worker.tokens`).
 
 No reviewer set up (no `REVIEW_TOKENS_FILE` entry, no `REVIEW_API_TOKEN`), or a tokens file that
 cannot be read: every protected route answers 503 rather than run open. A missing or unknown token:

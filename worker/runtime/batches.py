@@ -1,9 +1,9 @@
-"""Batch agents: hot topics consumed a batch at a time, beside Faust's agents, tables, timers and web.
+"""The batch engine: a stage's source consumed a fetch at a time, beside Faust's agents and tables.
 
 Faust moves every message through its consumer loop, a channel queue and a stream, with several
 tasks and futures per message: that framework work caps an agent at a few thousand messages a
-second whatever the agent does (README, Performance). A batch agent's handler instead gets the
-records of a fetch and fills an `Outbox`, which is handed to the producer at once.
+second whatever the agent does (docs/performance.md). A batch stage's runner instead gets the records
+of a fetch and fills one `Outbox`, which is handed to the producer at once.
 
 At least once: offsets are committed (every `broker_commit_interval`, Faust's setting, and before
 partitions are handed over or the worker stops) only up to batches whose every message the broker
@@ -12,7 +12,7 @@ with the next batch's work; if a delivery fails the worker stops, and the batche
 commit are handled again by whoever owns the partitions next. Each partition's records are handled
 and published in order, so one seller's events stay in order.
 
-Each batch agent has its own aiokafka consumer in its own group, `<app id>-<agent name>`: fetches
+Each batch stage has its own aiokafka consumer in its own group, `<app id>-<stage name>`: fetches
 for different topics then go to the broker side by side, not one after the other.
 """
 

@@ -242,6 +242,7 @@ class Chatter(logging.Filter):
         "Discarded commit for revoked partitions",
         "due to group error (%s), will rejoin",  # a commit the group's new generation refused
         "generation id is not  current",  # (sic) a heartbeat from the generation before
+        "producer buffer full",  # Faust's flow control: table writes wait for the buffer to ebb
         "is overlapping",  # a timer slower than its interval once (the storefront owes what it skipped)
     )
 
