@@ -26,6 +26,7 @@ from worker.review.records import ReviewDecision, decode_decision_request
 from worker.review.routing import forward, owner_of
 from worker.review.rules import Outcome, refusal
 from worker.review.tables import ReviewTables
+from worker.runtime import trace
 from worker.runtime.app import PipelineApp
 from worker.runtime.auth import requires_token, reviewers_from
 from worker.runtime.publish import Publisher
@@ -115,8 +116,10 @@ def register(
         if refused is not None:
             return refusal_response(view, refused, payout_id)
         deciding.add(payout_id)
+        held = tables.review(payout_id)
+        span = trace.child(trace.parse(held.traceparent if held is not None else None))
         try:
-            await publisher.send(topics.review_decisions, verdict, key=payout_id)
+            await publisher.send(topics.review_decisions, verdict, key=payout_id, span=span)
             applied = await applied_decision(payout_id)
         finally:
             deciding.discard(payout_id)

@@ -48,10 +48,13 @@ class Applied:
     payout: ReviewedPayout | None = None
 
 
-def new_review(payout: Payout, history: Sequence[SellerPayout], now: datetime) -> PendingReview:
-    """The pending review for a payout arriving on `payouts-review`, with its seller's recent payouts."""
+def new_review(
+    payout: Payout, history: Sequence[SellerPayout], now: datetime, traceparent: str | None = None
+) -> PendingReview:
+    """The pending review for a payout arriving on `payouts-review`, with its seller's recent payouts
+    and the trace it belongs to."""
     recent = [entry for entry in history if entry.payout_id != payout.payout_id]
-    return PendingReview(payout=payout, held_at=now, history=recent)
+    return PendingReview(payout=payout, held_at=now, history=recent, traceparent=traceparent)
 
 
 class Hold(enum.Enum):

@@ -19,10 +19,10 @@ from mode import Service, ServiceT
 from pydantic import SecretStr
 
 from worker.runtime import shutdown
-from worker.runtime.transport import TansuTransport, Transport
 from worker.runtime.kafka import broker_credentials, broker_urls, group_timing
 from worker.runtime.logs import Chatter, Printable, Redact, logging_config
 from worker.runtime.stores import Table, forget_unclean_tables, stopped_cleanly
+from worker.runtime.transport import TansuTransport, Transport
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.errors import InvalidRecord
+from worker.runtime import trace
 from worker.runtime.deadletters import Origin
 from worker.runtime.outbox import Consumed
 from worker.runtime.publish import Publisher
@@ -84,7 +85,9 @@ class Halts:
             detail = f"stage {halt.stage}: {halt.error}; skipped by {by}: {reason}"
             error = InvalidRecord("processing_error", detail)
             origin = Origin.of_message(message)
-            await publisher.dead_letter(origin, error, key=message.key, value=message.value)
+            span = trace.child(trace.of_headers(message.headers))  # the skip is a hop of the message's trace
+            key, value = message.key, message.value
+            await publisher.dead_letter(origin, error, key=key, value=value, headers=span.header())
             await halt.resume()
         except BaseException:
             self._halts[(topic, partition)] = halt
