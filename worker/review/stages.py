@@ -101,6 +101,7 @@ def decisions(ctx: Context, tables: ReviewTables) -> Stage[ReviewDecision]:
             return
         if applied.outcome.applied:  # on the broker before the payout moves (tables are flushed first)
             tables.record(payout)
+            tables.note_decision(payout)
         verdict = payout.review.decision
         outcome = "approved" if verdict == "approve" else "rejected"
         since = payout.order_created_at
