@@ -159,9 +159,10 @@ def rejoin_as_itself(client: AIOKafkaConsumer) -> None:
     ILLEGAL_GENERATION after the group moved on) and joins as a new member; the broker then holds
     the old member until its session expires, and the rebalance waits for it (on any cluster).
     noida-db 0.2.3 never expires it, and can keep it as the group's leader, so the group never
-    syncs again: two workers sharing a group stalled after a rebalance (test_broker_quirks.py). Rejoining as itself
-    leaves no such member. A broker that no longer knows the id answers UNKNOWN_MEMBER_ID to such
-    joins: after `KEEP_ID_RESETS` resets with no join in between, the id is dropped as before.
+    syncs again: two workers sharing a group stalled after a rebalance (test_broker_quirks.py).
+    Rejoining as itself leaves no such member. A broker that no longer knows the id answers
+    UNKNOWN_MEMBER_ID to such joins: after `KEEP_ID_RESETS` resets with no join in between, the id
+    is dropped as before.
     """
     coordinator = client._coordinator
     if coordinator is None:
