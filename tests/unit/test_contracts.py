@@ -99,6 +99,15 @@ def test_the_consumer_parts_a_stop_closes_are_still_made_by_aiokafka() -> None:
     )
 
 
+def test_the_group_join_steps_still_reset_the_generation_themselves() -> None:
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+    from worker.runtime.kafka import JOIN_STEPS
+
+    for step in JOIN_STEPS:  # rejoin_as_itself tells their resets from a commit's by their name
+        assert "reset_generation()" in inspect.getsource(getattr(CoordinatorGroupRebalance, step)), step
+
+
 def test_the_current_event_is_still_a_context_variable() -> None:
     from faust import streams
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -148,8 +149,8 @@ async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
         return False
 
 
-#: Resets in a row (a heartbeat, a commit, a join) that keep the member id (see `rejoin_as_itself`).
-KEEP_ID_RESETS = 3
+#: aiokafka's group join and sync, whose UNKNOWN_MEMBER_ID answers mean the broker does not know the id.
+JOIN_STEPS = frozenset({"perform_group_join", "_send_sync_group_request"})
 
 
 def rejoin_as_itself(client: AIOKafkaConsumer) -> None:
@@ -160,20 +161,16 @@ def rejoin_as_itself(client: AIOKafkaConsumer) -> None:
     the old member until its session expires, and the rebalance waits for it (on any cluster).
     noida-db 0.2.3 never expires it, and can keep it as the group's leader, so the group never
     syncs again: two workers sharing a group stalled after a rebalance (test_broker_quirks.py).
-    Rejoining as itself leaves no such member. A broker that no longer knows the id answers
-    UNKNOWN_MEMBER_ID to such joins: after `KEEP_ID_RESETS` resets with no join in between, the id
-    is dropped as before.
+    Rejoining as itself leaves no such member. Only when the join or sync itself is refused (the
+    broker does not know the id) is the id dropped, as before.
     """
     coordinator = client._coordinator
     if coordinator is None:
         return
     reset = coordinator.reset_generation
-    resets = 0
 
     def reset_generation() -> None:
-        nonlocal resets
-        resets = 1 if coordinator.generation > 0 else resets + 1  # > 0: joined since the last one
-        if resets > KEEP_ID_RESETS:
+        if sys._getframe(1).f_code.co_name in JOIN_STEPS:
             reset()
             return
         coordinator.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID
