@@ -30,7 +30,7 @@ def spawn(
     """
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
     base["PYTHONPATH"] = str(ROOT)
-    with open(output or os.devnull, "wb") as sink:
+    with open(output or os.devnull, "ab") as sink:  # a restart adds to what the process wrote before
         return subprocess.Popen(
             args,
             env={**base, **env},

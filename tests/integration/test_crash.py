@@ -7,6 +7,7 @@ Run alone with `.venv/bin/python -m pytest tests/integration/test_crash.py`; par
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from collections import Counter, defaultdict
@@ -229,6 +230,10 @@ async def _trail(bootstrap: str, unique: str, ids: set[str]) -> dict[str, list[s
             found = value.get("payout_id") or (value.get("payout") or {}).get("payout_id")
             if found in seen:
                 seen[found].append(name)
+    for letter in await read_to_end(bootstrap, f"{unique}-dead-letters"):
+        payload = base64.b64decode(letter.get("payload_base64") or "").decode(errors="replace")
+        for payout_id in (p for p in seen if p in payload):
+            seen[payout_id].append(f"dead-letters ({letter.get('reason')}: {letter.get('detail')!r:.200})")
     return seen
 
 
