@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from worker.review.records import PendingReview, ReviewEscalation
 from worker.review.rules import escalated, escalation_due
 from worker.review.tables import ReviewTables
-from worker.runtime import trace
 from worker.runtime.app import PipelineApp
 from worker.runtime.publish import Publisher
 from worker.runtime.topics import Topics
@@ -54,5 +53,4 @@ def register(
         escalation = ReviewEscalation(
             payout=payout, held_at=review.held_at, escalated_at=now, sla_seconds=sla.total_seconds()
         )
-        span = trace.child(trace.parse(review.traceparent))  # a hop of the held payout's trace
-        await publisher.send(escalations, escalation, key=payout.seller_id, span=span)
+        await publisher.send(escalations, escalation, key=payout.seller_id)
