@@ -78,7 +78,12 @@ async def test_a_stage_stopped_mid_message_delivers_its_output_after_a_restart(
     monkeypatch.undo()  # the broker answers again
     second = await start_pipeline(**settings)
 
-    found = await read_until(bootstrap, f"{prefix}-{output}", bool, timeout=60)
+    try:
+        found = await read_until(bootstrap, f"{prefix}-{output}", bool, timeout=60)
+    except AssertionError as error:  # what the restarted worker was doing, for the next time this fails
+        _, stats = await call(web_port(second), "GET", "/stats")
+        seen = {key: stats.get(key) for key in ("readiness", "agents", "reviews", "processing_errors")}
+        raise AssertionError(f"{error}; the restarted worker: {seen}") from None
     [document] = found
     payout = document.get("payout", document)  # held-reviews wraps the payout
     assert payout["order_id"] == "o-1"
