@@ -127,7 +127,7 @@ async def test_stats_count_what_flowed(bootstrap, start_pipeline):
     )
     await read_until(bootstrap, topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 5)
 
-    stats = await wait_for_stats(pipeline.app.conf.web_port, lambda s: s["agents"]["settlement"] == 5)
+    stats = await wait_for_stats(pipeline.app.conf.web_port, lambda s: s["agents"].get("settlement") == 5)
 
     orders, payouts = topics.orders.get_topic_name(), topics.payouts.get_topic_name()
     assert stats["topics"][orders]["consumed"] == 6

@@ -243,6 +243,7 @@ class Chatter(logging.Filter):
         "due to group error (%s), will rejoin",  # a commit the group's new generation refused
         "generation id is not  current",  # (sic) a heartbeat from the generation before
         "producer buffer full",  # Faust's flow control: table writes wait for the buffer to ebb
+        "exception performing seek when flow not active",  # Faust, for a partition a rebalance took
         "is overlapping",  # a timer slower than its interval once (the storefront owes what it skipped)
     )
 
