@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from tests.brokers import broken_on
 from tests.kafka import produce
 from tests.processes import free_port, get, poll_json, spawn
 
@@ -146,6 +147,12 @@ def sharing(stats: dict[str, Any]) -> bool:
     return bool(readiness["ready"]) and all(len(partitions) == 1 for partitions in hot)
 
 
+@broken_on(
+    "noida",
+    "a member that does not rejoin (a worker slow to start, an abandoned member id) is never expired, "
+    "and the group can stall for good when two workers rebalance (seen in 2 of about 10 runs)",
+    "test_a_member_that_rejoins_under_a_new_id_leaves_no_member_holding_the_group",
+)
 def test_rebalances_are_no_warning_and_debug_shows_faust(processes, bootstrap, unique, tmp_path: Path):
     # Two workers share the partitions and one leaves: the other logs no warning or error for it.
     webs = [free_port(), free_port()]
