@@ -7,6 +7,9 @@ from faust.types import TP
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, produce_many, read_until, wait_for_stats
 from tests.stores import each_store
+from tests.unit.test_review_rules import payout
+from worker.runtime.stores import key_partition
+from worker.wire import encode
 
 
 @each_store
@@ -50,3 +53,31 @@ async def test_table_recovery_reads_a_changelog_to_its_very_end(bootstrap, start
     tp = TP(name, 0)
 
     assert await app.consumer.highwaters(tp) == {tp: 12}
+
+
+async def test_a_partition_never_committed_is_read_from_its_beginning_again_after_a_rebalance(
+    bootstrap, start_pipeline
+) -> None:
+    # In a rebalance, Faust throws away what a fetch returns while flow is stopped, then seeks every
+    # partition back to the group's committed offset before it resumes. A partition the group had
+    # never committed stayed where the fetch had got to, past what was thrown away: those payouts
+    # were never settled (and, on review-decisions, those decisions never applied).
+    pipeline = await start_pipeline()
+    app, consumer = pipeline.app, pipeline.app.consumer
+    await wait_for_stats(app.conf.web_port, lambda s: s["readiness"]["ready"])
+    rejected = pipeline.topics.payouts_rejected.get_topic_name()
+    partition = key_partition(b"s-1", app.conf.topic_partitions)
+    payouts = [payout(f"po-never-committed-{n}", "10.00") for n in range(3)]
+
+    app.flow_control.suspend()  # a rebalance starts
+    consumer.stop_flow()
+    await produce(bootstrap, rejected, [(b"s-1", encode(p)) for p in payouts])
+    await consumer.seek(TP(rejected, partition), 3)  # the fetch got past them: they were thrown away
+    await consumer.perform_seek()  # as Faust does before it resumes
+    app.flow_control.resume()
+    consumer.resume_flow()
+
+    ledger = f"{app.conf.id}-settlement-ledger-changelog"
+    entries = await read_until(bootstrap, ledger, lambda v: len(v) >= 3, timeout=30)
+    assert {e["payout_id"] for e in entries} == {p.payout_id for p in payouts}
+    assert {e["state"] for e in entries} == {"rejected"}

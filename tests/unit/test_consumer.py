@@ -50,16 +50,16 @@ def test_a_message_still_in_a_stream_is_waited_for_not_fetched_again(consumer) -
     assert consumer._refetch == {}
 
 
-def test_a_partition_never_committed_holds_the_commit_at_its_first_message(consumer) -> None:  # type: ignore[no-untyped-def]
+def test_a_partition_never_committed_holds_the_commit_at_its_beginning(consumer) -> None:  # type: ignore[no-untyped-def]
     # Faust commits from the lowest acked offset when the group has no committed offset: here 2,
     # over offsets 0 and 1, which a stream skipped.
-    consumer._first_read[TP0] = 0
+    consumer._start[TP0] = 0
     acked(consumer, committed=None, offsets=[2, 3])  # type: ignore[arg-type]
     assert consumer._new_offset(TP0) is None
     assert consumer._refetch == {TP0: 0}
 
 
-def test_a_partition_never_committed_commits_from_its_first_message(consumer) -> None:  # type: ignore[no-untyped-def]
-    consumer._first_read[TP0] = 0
+def test_a_partition_never_committed_commits_from_its_beginning(consumer) -> None:  # type: ignore[no-untyped-def]
+    consumer._start[TP0] = 0
     acked(consumer, committed=None, offsets=[0, 1, 2])  # type: ignore[arg-type]
     assert consumer._new_offset(TP0) == 3

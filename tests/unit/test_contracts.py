@@ -32,6 +32,8 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (faust_consumer.Consumer, "commit_and_end_transactions", "transport"),
     (faust_consumer.Consumer, "wait_empty", "transport"),
     (faust_consumer.Consumer, "getmany", "transport"),
+    (faust_consumer.Consumer, "perform_seek", "transport"),
+    (driver.Consumer, "earliest_offsets", "transport"),
     (faust_consumer.Consumer, "pause_partitions", "streams"),
     (faust_consumer.Consumer, "resume_partitions", "streams"),
     (driver.Consumer, "verify_event_path", "transport"),
@@ -123,6 +125,7 @@ def test_the_signatures_the_fixes_override_are_unchanged() -> None:
         faust_consumer.Consumer._new_offset: ["self", "tp"],
         faust_consumer.Consumer.ack: ["self", "message"],
         faust_consumer.Consumer.getmany: ["self", "timeout"],
+        faust_consumer.Consumer.perform_seek: ["self"],
         RocksDBStore._set: ["self", "key", "value"],
         Producer.send_soon: ["self", "fut"],
     }
