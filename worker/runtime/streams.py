@@ -2,8 +2,11 @@
 
 Faust's consumer assigns a table's partitions together with the source partitions of the agents in
 the same group, so a stage that keeps state per key runs on it. The agent takes the events that
-have queued up; each goes through the stage's `Runner`; then the batch's table writes are flushed,
-its outbox published and confirmed, and only then are its events acknowledged.
+have queued up; each goes through the stage's `Runner`; then, if the batch has output, its table
+writes are flushed and its outbox published and confirmed; only then are its events acknowledged.
+A batch without output (settlement, seller history) is acknowledged at once: its table writes reach
+the broker before its offsets are committed all the same, since every commit flushes the producer
+first (`transport.FlushingProducer`).
 """
 
 from __future__ import annotations
