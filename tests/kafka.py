@@ -14,9 +14,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def produce(
-    bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]], **client: Any
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes | None]],
+    headers: list[tuple[str, bytes]] | None = None,
+    **client: Any,
 ) -> None:
-    """Write (key, value) pairs to `topic` with a plain aiokafka producer and wait for the acks.
+    """Write (key, value) pairs to `topic` with a plain aiokafka producer and wait for the acks;
+    each with `headers`, if given.
 
     `client` takes further aiokafka arguments, such as `security_protocol` and `ssl_context`.
     """
@@ -24,7 +29,7 @@ async def produce(
     await producer.start()
     try:
         for key, value in messages:
-            await producer.send_and_wait(topic, value=value, key=key)
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
     finally:
         await producer.stop()
 
@@ -61,12 +66,14 @@ async def read_until(
     timeout: float = 30.0,
     decode: Callable[[bytes | None], Any] | None = _json,
     with_keys: bool = False,
+    with_headers: bool = False,
     **client: Any,
 ) -> list[Any]:
     """Read `topic` from the beginning until `done(values)` holds; fail after `timeout` seconds.
 
-    Values are decoded JSON, or raw bytes with `decode=None`; `(key, value)` pairs with `with_keys`.
-    Extra keyword arguments go to the client (security settings).
+    Values are decoded JSON, or raw bytes with `decode=None`; `(key, value)` pairs with `with_keys`,
+    `(headers, value)` pairs with `with_headers` (headers as a dict). Extra keyword arguments go to
+    the client (security settings).
     """
     decode = decode or (lambda raw: raw)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client)
@@ -84,7 +91,9 @@ async def read_until(
             )
             batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             records = [record for records in batch.values() for record in records]
-            if with_keys:
+            if with_headers:
+                values += [(dict(record.headers), decode(record.value)) for record in records]
+            elif with_keys:
                 values += [(record.key, decode(record.value)) for record in records]
             else:
                 values += [decode(record.value) for record in records]

@@ -123,6 +123,29 @@ def moment(fields: Mapping[str, Any], name: str, *, not_after: datetime | None =
     return utc
 
 
+def optional_text(fields: Mapping[str, Any], name: str) -> str | None:
+    """A string as `text`, or None when the field is absent or null."""
+    return None if fields.get(name) is None else text(fields, name)
+
+
+def optional_money(fields: Mapping[str, Any], name: str) -> Decimal | None:
+    """An amount as `money` (zero allowed), or None when the field is absent or null."""
+    return None if fields.get(name) is None else money(fields, name, positive=False)
+
+
+def rate(fields: Mapping[str, Any], name: str) -> Decimal | None:
+    """A decimal string from 0 to 1 with up to six decimals (`"0.029"`), or None when absent or null."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    shape = AMOUNT_SHAPE.fullmatch(value) if isinstance(value, str) else None
+    if shape is None or shape.group(1) or len(shape.group(3) or "") > 6 or Decimal(value) > 1:
+        raise InvalidRecord(
+            Reason.INVALID_RATE, f"{name} must be a decimal string from 0 to 1: {value!r:.60}"
+        )
+    return Decimal(value)
+
+
 def optional_moment(fields: Mapping[str, Any], name: str) -> datetime | None:
     """A time as `moment`, or None when the field is absent or null."""
     return None if fields.get(name) is None else moment(fields, name)
@@ -203,10 +226,20 @@ def checked(cls: type[R], **fields: Any) -> R:
     """A record of `cls` from values already checked by the field checks or computed by a rule.
 
     Faust's constructor validates and prepares every field again (~28 µs a record, most of a stage's
-    work on the hot path); this one only checks that exactly the record's fields are given.
+    work on the hot path); this one only checks that the record's fields are given (those with a
+    default may be left out) and no others.
     """
-    if fields.keys() != cls._options.fields.keys():
-        raise TypeError(f"{cls.__name__} needs exactly {sorted(cls._options.fields)}, got {sorted(fields)}")
+    declared, defaults = cls._options.fields.keys(), cls._options.defaults
+    missing = declared - fields.keys()
+    if fields.keys() - declared or missing - defaults.keys():
+        raise TypeError(f"{cls.__name__} needs exactly {sorted(declared)}, got {sorted(fields)}")
     record = cls.__new__(cls)
-    record.__dict__.update(fields, __evaluated_fields__=set())
+    record.__dict__.update({name: defaults[name] for name in missing}, **fields)
+    record.__dict__["__evaluated_fields__"] = set()
     return record
+
+
+def replaced(record: R, **changes: Any) -> R:
+    """`record` with some fields changed, as `checked` builds it (Faust's `derive` validates again)."""
+    kept = {name: getattr(record, name) for name in record._options.fields}
+    return checked(type(record), **{**kept, **changes})

@@ -51,7 +51,7 @@ def test_a_bad_order_becomes_a_dead_letter_and_the_next_one_flows(ctx) -> None:
 
     outbox = run(agent, bad, record(orjson.dumps(ORDER), offset=8))
 
-    [(message, error)] = outbox.rejected
+    [(message, error, _)] = outbox.rejected
     letter = dead_letter_for(Origin.of_message(message), error, key=bad.key, value=bad.value, now=NOW)
     assert (message, error.reason) == (bad, "wrong_type")
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("orders", 2, 7)

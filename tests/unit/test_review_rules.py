@@ -14,20 +14,26 @@ from worker.review.records import (
     PendingReview,
     ReviewDecision,
     ReviewedPayout,
+    SellerPayout,
     decode_decision,
     decode_decision_request,
     decode_state,
 )
 from worker.review.rules import (
     HISTORY_LENGTH,
+    RECENT_DECISIONS,
     Applied,
     Hold,
     Outcome,
     apply_decision,
+    compared_with_history,
+    described,
     escalated,
     escalation_due,
+    history_by_currency,
     history_entry,
     hold_payout,
+    latest_decisions,
     new_review,
     oldest_first,
     refusal,
@@ -269,3 +275,54 @@ def test_the_review_token_is_never_shown(monkeypatch) -> None:
     settings = load_settings()
     assert settings.review_api_token.get_secret_value() == "tok-very-secret"
     assert "tok-very-secret" not in repr(settings) and "tok-very-secret" not in str(settings)
+
+
+def seller_payout(payout_id: str, net: str, currency: str, minutes: int) -> SellerPayout:
+    return SellerPayout(
+        payout_id=payout_id, net=Decimal(net), currency=currency, created_at=NOW - timedelta(minutes=minutes)
+    )
+
+
+def test_the_sellers_history_is_grouped_by_currency_newest_first() -> None:
+    history = [
+        seller_payout("a", "3.00", "EUR", 3),
+        seller_payout("b", "5.00", "GBP", 1),
+        seller_payout("c", "4.00", "EUR", 2),
+    ]
+    groups = history_by_currency(history)
+    assert {currency: [p.payout_id for p in payouts] for currency, payouts in groups.items()} == {
+        "GBP": ["b"],
+        "EUR": ["c", "a"],
+    }
+
+
+def test_a_held_payout_is_compared_with_its_own_currency_only() -> None:
+    # The page said "596.3x the largest" of a GBP payout against EUR amounts.
+    gbp = payout(net="1789.00").derive(currency="GBP")
+    history = [
+        seller_payout("a", "3.00", "EUR", 3),
+        seller_payout("b", "600.00", "GBP", 1),
+        seller_payout("c", "1000.00", "EUR", 2),
+    ]
+    assert compared_with_history(gbp, history) == {
+        "currency": "GBP",
+        "count": 1,
+        "largest": Decimal("600.00"),
+        "ratio": Decimal("3.0"),
+    }
+    assert compared_with_history(gbp, [seller_payout("a", "3.00", "EUR", 3)]) is None
+    shown = described(new_review(gbp, history, NOW))
+    assert sorted(shown["history_by_currency"]) == ["EUR", "GBP"] and shown["comparison"]["ratio"] == Decimal(
+        "3.0"
+    )
+
+
+def test_the_latest_decisions_are_newest_first_once_each_and_at_most_a_hundred() -> None:
+    lines = [
+        {"payout_id": f"po-{n % 120}", "decided_at": (NOW + timedelta(seconds=n)).isoformat()}
+        for n in range(150)
+    ]
+    latest = latest_decisions(lines)
+    assert len(latest) == RECENT_DECISIONS
+    assert [line["payout_id"] for line in latest[:2]] == ["po-29", "po-28"]
+    assert len({line["payout_id"] for line in latest}) == RECENT_DECISIONS

@@ -48,7 +48,9 @@ def test_only_the_most_recently_written_keys_are_kept() -> None:
 
 def test_a_decision_is_kept_with_its_payout_and_one_kept_alone_before_is_still_read() -> None:
     decided: dict[bytes, bytes] = {}
-    tables = ReviewTables(None, pending={}, decided=decided, seller_history={}, held=None, partitions=1)  # type: ignore[arg-type]
+    tables = ReviewTables(
+        None, pending={}, decided=decided, seller_history={}, recent={}, held=None, partitions=1
+    )  # type: ignore[arg-type]
     reviewed = ReviewedPayout(**payout().asdict(), review=decision())
     tables.record(reviewed)
     assert tables.decided_review("po-1") == reviewed and tables.decision("po-1") == decision()

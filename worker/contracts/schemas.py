@@ -2,7 +2,8 @@
 
 A field's annotation gives its kind (`Decimal` is positive money, `datetime` a timestamp, `str` text
 that is not blank...); `RULES` gives the fields whose decoder says more than their annotation. Every
-field is required: the worker writes every field of a record, `null` where the annotation allows it.
+field is required (`null` where the annotation allows it), but those of `MAY_BE_ABSENT`: fields added
+to a record later, which records written before them lack.
 """
 
 from __future__ import annotations
@@ -37,8 +38,35 @@ def _reasons() -> JSON:
 
 
 #: Fields whose decoder says more than their annotation (a subclass's fields follow its base's).
+#: Fields a record (and the records built on it) may lack: added after it was first published.
+MAY_BE_ABSENT: dict[type[faust.Record], frozenset[str]] = {
+    Payout: frozenset(
+        {
+            "customer_id",
+            "order_topic",
+            "order_partition",
+            "order_offset",
+            "fee_rate",
+            "fee_fixed",
+            "review_threshold",
+        }
+    ),
+}
+
+
+def may_be_absent(cls: type[faust.Record], name: str) -> bool:
+    """Whether field `name` of `cls` may be absent from a record on the wire."""
+    return any(issubclass(cls, base) and name in names for base, names in MAY_BE_ABSENT.items())
+
+
 RULES: dict[tuple[type[faust.Record], str], Callable[[Ref], JSON]] = {
     (Payout, "fee"): lambda ref: ref("Money"),
+    (Payout, "fee_fixed"): lambda ref: {"anyOf": [ref("Money"), {"type": "null"}]},
+    (Payout, "fee_rate"): lambda ref: {
+        "type": ["string", "null"],
+        "pattern": r"^0+(\.[0-9]{1,6})?$|^0*1(\.0{1,6})?$",
+        "description": "A decimal from 0 to 1 with up to six decimals, as a string (`0.029`).",
+    },
     (ReviewDecision, "decision"): lambda ref: {"type": "string", "enum": list(DECISIONS)},
     (ReviewDecision, "reviewer"): lambda ref: ref("ReviewText"),
     (ReviewDecision, "reason"): lambda ref: ref("ReviewText"),
@@ -62,7 +90,7 @@ def record_schema(cls: type[faust.Record], ref: Ref) -> JSON:
         "description": (inspect.getdoc(cls) or cls.__name__).splitlines()[0],
         "type": "object",
         "properties": {name: field_schema(cls, name, kind, ref) for name, kind in fields.items()},
-        "required": list(fields),
+        "required": [name for name in fields if not may_be_absent(cls, name)],
     }
 
 

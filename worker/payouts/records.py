@@ -35,7 +35,11 @@ class Order(faust.Record, namespace="streamline.Order", **RECORD_OPTIONS):
 
 
 class Payout(faust.Record, namespace="streamline.Payout", **RECORD_OPTIONS):
-    """What the marketplace owes a seller for one order, after its fee (`payouts` onwards)."""
+    """What the marketplace owes a seller for one order, after its fee (`payouts` onwards).
+
+    The optional fields say how it was computed and screened (a payout's journey: docs/journey.md);
+    producers that predate them may leave them out.
+    """
 
     payout_id: str
     order_id: str
@@ -46,6 +50,16 @@ class Payout(faust.Record, namespace="streamline.Payout", **RECORD_OPTIONS):
     currency: str
     created_at: datetime
     order_created_at: datetime
+    customer_id: str | None = None
+    #: Where the order was read: topic, partition and offset.
+    order_topic: str | None = None
+    order_partition: int | None = None
+    order_offset: int | None = None
+    #: The fee schedule it was computed with: rate x gross + fixed.
+    fee_rate: Decimal | None = None
+    fee_fixed: Decimal | None = None
+    #: REVIEW_THRESHOLD when screening routed it (set on payouts-approved and payouts-review).
+    review_threshold: Decimal | None = None
 
 
 def decode_order(raw: bytes | None, *, currencies: Collection[str], now: datetime) -> Order:
@@ -82,6 +96,13 @@ def payout_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         "currency": f.text(fields, "currency"),
         "created_at": f.moment(fields, "created_at"),
         "order_created_at": f.moment(fields, "order_created_at"),
+        "customer_id": f.optional_text(fields, "customer_id"),
+        "order_topic": f.optional_text(fields, "order_topic"),
+        "order_partition": f.count(fields, "order_partition"),
+        "order_offset": f.count(fields, "order_offset"),
+        "fee_rate": f.rate(fields, "fee_rate"),
+        "fee_fixed": f.optional_money(fields, "fee_fixed"),
+        "review_threshold": f.optional_money(fields, "review_threshold"),
     }
 
 

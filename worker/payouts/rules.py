@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from worker.errors import RejectedByRule
 from worker.payouts.records import Order, Payout
 from worker.reasons import Reason
-from worker.wire import checked
+from worker.wire import checked, replaced
 
 CENT = Decimal("0.01")
 #: Fixed namespace so that the same seller and order give the same payout id on every worker, forever.
@@ -66,12 +66,18 @@ def is_payout_id(text: str) -> bool:
     return _PAYOUT_ID.fullmatch(text) is not None
 
 
-def payout_for(order: Order, schedule: FeeSchedule, *, now: datetime) -> Payout:
-    """The payout a seller gets for `order`, or RejectedByRule when the fee eats the whole amount."""
+def payout_for(
+    order: Order, schedule: FeeSchedule, *, now: datetime, origin: tuple[str, int, int] | None = None
+) -> Payout:
+    """The payout a seller gets for `order`, or RejectedByRule when the fee eats the whole amount.
+
+    It records how it was computed: the schedule, and the order's `origin` (topic, partition, offset).
+    """
     fee = fee_for(order.amount, schedule)
     net = order.amount - fee
     if net <= 0:
         raise RejectedByRule(Reason.FEE_EXCEEDS_AMOUNT, f"fee {fee} leaves nothing of amount {order.amount}")
+    topic, partition, offset = origin or (None, None, None)
     return checked(
         Payout,
         payout_id=payout_id_for(order.seller_id, order.order_id),
@@ -83,6 +89,12 @@ def payout_for(order: Order, schedule: FeeSchedule, *, now: datetime) -> Payout:
         currency=order.currency,
         created_at=now,
         order_created_at=order.created_at,
+        customer_id=order.customer_id,
+        order_topic=topic,
+        order_partition=partition,
+        order_offset=offset,
+        fee_rate=schedule.rate,
+        fee_fixed=schedule.fixed,
     )
 
 
@@ -101,3 +113,8 @@ def _substance(p: Payout) -> tuple[object, ...]:
 def screen(payout: Payout, threshold: Decimal) -> Route:
     """Net at or below the threshold is approved; above it a person must review the payout."""
     return Route.REVIEW if payout.net > threshold else Route.APPROVED
+
+
+def screened(payout: Payout, threshold: Decimal) -> Payout:
+    """The payout as screening sends it on: with the threshold it was screened against."""
+    return replaced(payout, review_threshold=threshold)

@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime
 
 from worker.payouts.records import Order, Payout, decode_order, decode_payout
-from worker.payouts.rules import FeeSchedule, Route, payout_for, screen
+from worker.payouts.rules import FeeSchedule, Route, payout_for, screen, screened
 from worker.runtime.context import Context
 from worker.runtime.outbox import Outbox
 from worker.runtime.stage import Engine, Stage
@@ -29,7 +29,9 @@ def orders_to_payouts(ctx: Context) -> Stage[Order]:
 
     def handle(order: Order, out: Outbox) -> None:
         """Compute the order's payout and publish it keyed by seller."""
-        payout = payout_for(order, schedule, now=datetime.now(UTC))
+        source = out.source
+        origin = (source.topic, source.partition, source.offset) if source is not None else None
+        payout = payout_for(order, schedule, now=datetime.now(UTC), origin=origin)
         logger.debug("payout for order_id=%s: payout_id=%s", order.order_id, payout.payout_id)
         out.send(payouts, payout, key=payout.seller_id)
 
@@ -45,7 +47,7 @@ def screening(ctx: Context) -> Stage[Payout]:
         route = screen(payout, threshold)
         if route is Route.REVIEW:
             logger.debug("payout above the threshold: payout_id=%s", payout.payout_id)
-        since = payout.order_created_at
-        out.send(destination[route], payout, key=payout.seller_id, outcome=route.value, since=since)
+        since, sent = payout.order_created_at, screened(payout, threshold)
+        out.send(destination[route], sent, key=payout.seller_id, outcome=route.value, since=since)
 
     return Stage("screening", topics.payouts, decode_payout, handle, Engine.BATCH)

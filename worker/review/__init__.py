@@ -7,7 +7,8 @@ still pending after REVIEW_SLA ──> payouts-review-escalated, once (a timer)
 
 `records` (the wire contracts), `rules` (hold, decide, escalate, list: pure), `tables`, `stages`,
 `escalation` (the SLA timer), `api` with `listing` and `routing` (the HTTP API, any worker answers),
-`page` and `static/` (the reviewer's page), `cli` (`python -m worker reviews|reviewers`).
+`activity` (the page's chart: orders/s and queue over the last hour), `page` and `static/` (the
+reviewer's page), `cli` (`python -m worker reviews|reviewers`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.review import api, cli, escalation, page
+from worker.review import activity, api, cli, escalation, page
+from worker.review.listing import Listing
 from worker.review.stages import decisions, hold, intake, seller_history
 from worker.review.tables import ReviewTables, declare_tables
+from worker.runtime.auth import requires_token, reviewers_from
 from worker.runtime.context import Context
 
 __all__ = ["ReviewTables", "decisions", "hold", "intake", "register", "seller_history"]
@@ -35,6 +38,14 @@ def register(ctx: Context) -> ReviewTables:
     def summary() -> dict[str, Any]:
         return tables.summary(datetime.now(UTC))
 
+    orders = ctx.topics.orders.get_topic_name()
+    activity.register(
+        ctx.app,
+        Listing(ctx.app, tables),
+        requires_token(reviewers_from(ctx.settings)),
+        lambda: observer.consumed[orders],
+        lambda: len(tables.owned_pending()),
+    )
     observer.section("reviews", summary)
     observer.reading(
         "streamline_pending_reviews", "Payouts waiting for a review", lambda: float(summary()["pending"])

@@ -1,7 +1,10 @@
 """The review API, on the worker's own web server. Every route needs `Authorization: Bearer <token>`.
 
 GET  /reviewer                             {"reviewer": name}: whom the token belongs to
-GET  /reviews?offset=0&limit=50            pending payouts, longest waiting first, from every worker
+GET  /reviews?offset=0&limit=50&overdue=1  pending payouts (only those escalated, with overdue=1),
+                                           longest waiting first, from every worker, each with the
+                                           seller's history by currency and the comparison in its own
+GET  /decisions                            the latest 100 decisions, newest first, from every worker
 GET  /reviews/{payout_id}                  one payout: pending (with the seller's history) or decided
 POST /reviews/{payout_id}/approve|reject   {"reason": "..."}: 200 applied, 400 bad body, 404 unknown,
                                            409 decided already, 202 still applying
@@ -24,8 +27,9 @@ from worker.errors import InvalidRecord
 from worker.review.listing import Listing, paging
 from worker.review.records import ReviewDecision, decode_decision_request
 from worker.review.routing import forward, owner_of
-from worker.review.rules import Outcome, refusal
+from worker.review.rules import Outcome, described, refusal
 from worker.review.tables import ReviewTables
+from worker.runtime import trace
 from worker.runtime.app import PipelineApp
 from worker.runtime.auth import requires_token, reviewers_from
 from worker.runtime.publish import Publisher
@@ -68,9 +72,20 @@ def register(
                 offset, limit = paging(request.query)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
+            overdue = request.query.get("overdue") in ("1", "true")
             if request.query.get("scope") == "local":
-                return json(self, listing.local(offset, limit))
-            return json(self, await listing.everywhere(request, offset, limit))
+                return json(self, listing.local(offset, limit, overdue))
+            page = await listing.everywhere(request, offset, limit, overdue)
+            return json(self, {**page, "reviews": [described(review) for review in page["reviews"]]})
+
+    @app.page("/decisions", name="decisions")
+    class Decisions(web.View):
+        @guarded
+        async def get(self, request: web.Request) -> web.Response:
+            """The latest decisions, newest first, from every worker."""
+            if request.query.get("scope") == "local":
+                return json(self, {"decisions": tables.owned_decisions()})
+            return json(self, await listing.decided(request))
 
     @app.page("/reviews/{payout_id}", name="review")
     class Review(web.View):
@@ -115,8 +130,10 @@ def register(
         if refused is not None:
             return refusal_response(view, refused, payout_id)
         deciding.add(payout_id)
+        held = tables.review(payout_id)
+        span = trace.child(trace.parse(held.traceparent if held is not None else None))
         try:
-            await publisher.send(topics.review_decisions, verdict, key=payout_id)
+            await publisher.send(topics.review_decisions, verdict, key=payout_id, span=span)
             applied = await applied_decision(payout_id)
         finally:
             deciding.discard(payout_id)

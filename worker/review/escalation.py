@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from worker.review.records import PendingReview, ReviewEscalation
 from worker.review.rules import escalated, escalation_due
 from worker.review.tables import ReviewTables
+from worker.runtime import trace
 from worker.runtime.app import PipelineApp
 from worker.runtime.publish import Publisher
 from worker.runtime.topics import Topics
@@ -53,4 +54,5 @@ def register(
         escalation = ReviewEscalation(
             payout=payout, held_at=review.held_at, escalated_at=now, sla_seconds=sla.total_seconds()
         )
-        await publisher.send(escalations, escalation, key=payout.seller_id)
+        span = trace.child(trace.parse(review.traceparent))  # a hop of the held payout's trace
+        await publisher.send(escalations, escalation, key=payout.seller_id, span=span)

@@ -13,7 +13,7 @@ from faust import web
 from yarl import URL
 
 from worker.review.records import PendingReview
-from worker.review.rules import oldest_first
+from worker.review.rules import latest_decisions, oldest_first
 from worker.review.tables import ReviewTables
 from worker.runtime.app import PipelineApp
 
@@ -38,45 +38,66 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
 
 
 class Listing:
-    """The pending payouts of this worker, and of all workers together."""
+    """The pending payouts and latest decisions of this worker, and of all workers together."""
 
     def __init__(self, app: PipelineApp, tables: ReviewTables) -> None:
         self.app = app
         self.tables = tables
 
-    def local(self, offset: int, limit: int) -> dict[str, Any]:
+    def local(self, offset: int, limit: int, overdue: bool = False) -> dict[str, Any]:
         """The payouts of this worker's partitions that may be on the page, and how many wait here."""
-        pending = oldest_first(self.tables.owned_pending())
+        pending = oldest_first(self.tables.owned_pending(overdue))
         return {"total": len(pending), "reviews": pending[: offset + limit]}
 
-    async def everywhere(self, request: web.Request, offset: int, limit: int) -> dict[str, Any]:
+    async def everywhere(
+        self, request: web.Request, offset: int, limit: int, overdue: bool = False
+    ) -> dict[str, Any]:
         """One page of the pending payouts of every worker, longest waiting first."""
-        others = self._other_workers()
-        token = request.headers.get("Authorization", "")
-        answers = await asyncio.gather(*(self._remote(url, token, offset, limit) for url in others))
-        parts = [self.local(offset, limit), *(a for a in answers if a is not None)]
+        query = {"offset": offset, "limit": limit, "overdue": int(overdue)}
+        answers = await self.others(request, "/reviews", query)
+        remote = [_pending(body) for _, body in answers if body is not None]
+        parts = [self.local(offset, limit, overdue), *remote]
         merged = oldest_first(review for part in parts for review in part["reviews"])
-        unreachable = [str(url) for url, answer in zip(others, answers, strict=True) if answer is None]
         return {
             "total": sum(part["total"] for part in parts),
             "offset": offset,
             "limit": limit,
             "reviews": merged[offset : offset + limit],
-            "unreachable_workers": unreachable,
+            "unreachable_workers": [str(url) for url, body in answers if body is None],
         }
 
-    def _other_workers(self) -> list[URL]:
+    async def decided(self, request: web.Request) -> dict[str, Any]:
+        """The latest decisions of every worker, newest first."""
+        answers = await self.others(request, "/decisions", {})
+        lines = [*self.tables.owned_decisions()]
+        for _, body in answers:
+            lines += body["decisions"] if body is not None else []
+        unreachable = [str(url) for url, body in answers if body is None]
+        return {"decisions": latest_decisions(lines), "unreachable_workers": unreachable}
+
+    async def others(
+        self, request: web.Request, path: str, query: dict[str, Any]
+    ) -> list[tuple[URL, dict[str, Any] | None]]:
+        """What every other worker answers to `path?scope=local&query` (None: it did not answer)."""
         me = URL(str(self.app.conf.canonical_url))
         hosts = self.app.router.table_metadata(self.tables.pending.name)
-        return [URL(host) for host in sorted(hosts) if URL(host) != me]
+        others = [URL(host) for host in sorted(hosts) if URL(host) != me]
+        token = request.headers.get("Authorization", "")
+        answers = await asyncio.gather(*(self._remote(url, path, token, query) for url in others))
+        return list(zip(others, answers, strict=True))
 
-    async def _remote(self, worker: URL, token: str, offset: int, limit: int) -> dict[str, Any] | None:
-        url = worker.with_path("/reviews").with_query(scope="local", offset=offset, limit=limit)
+    async def _remote(
+        self, worker: URL, path: str, token: str, query: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        url = worker.with_path(path).with_query(scope="local", **query)
         try:
             async with self.app.http_client.get(url, headers={"Authorization": token}) as response:
                 response.raise_for_status()
-                body = await response.json()
+                return await response.json()  # type: ignore[no-any-return]
         except Exception as exc:  # a worker that is down must not take the listing down with it
             logger.warning("listing: worker %s did not answer: %s", worker, type(exc).__name__)
             return None
-        return {"total": body["total"], "reviews": [PendingReview.from_data(r) for r in body["reviews"]]}
+
+
+def _pending(body: dict[str, Any]) -> dict[str, Any]:
+    return {"total": body["total"], "reviews": [PendingReview.from_data(r) for r in body["reviews"]]}

@@ -66,6 +66,8 @@ class PendingReview(faust.Record, namespace="streamline.PendingReview", **RECORD
     held_at: datetime
     history: list[SellerPayout]
     escalated_at: datetime | None = None
+    #: The `traceparent` of the hop that held it: its escalation and its decision continue that trace.
+    traceparent: str | None = None
 
 
 class ReviewEscalation(faust.Record, namespace="streamline.ReviewEscalation", **RECORD_OPTIONS):
@@ -134,6 +136,7 @@ def _pending(fields: Mapping[str, Any]) -> PendingReview:
         held_at=f.moment(fields, "held_at"),
         history=_history_entries(fields),
         escalated_at=f.optional_moment(fields, "escalated_at"),
+        traceparent=f.optional_text(fields, "traceparent"),
     )
 
 

@@ -15,6 +15,8 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from worker.payouts.records import Payout
 from worker.payouts.rules import same_payout
@@ -48,10 +50,13 @@ class Applied:
     payout: ReviewedPayout | None = None
 
 
-def new_review(payout: Payout, history: Sequence[SellerPayout], now: datetime) -> PendingReview:
-    """The pending review for a payout arriving on `payouts-review`, with its seller's recent payouts."""
+def new_review(
+    payout: Payout, history: Sequence[SellerPayout], now: datetime, traceparent: str | None = None
+) -> PendingReview:
+    """The pending review for a payout arriving on `payouts-review`, with its seller's recent payouts
+    and the trace it belongs to."""
     recent = [entry for entry in history if entry.payout_id != payout.payout_id]
-    return PendingReview(payout=payout, held_at=now, history=recent)
+    return PendingReview(payout=payout, held_at=now, history=recent, traceparent=traceparent)
 
 
 class Hold(enum.Enum):
@@ -150,3 +155,66 @@ def history_entry(payout: Payout) -> SellerPayout:
     return SellerPayout(
         payout_id=payout.payout_id, net=payout.net, currency=payout.currency, created_at=payout.created_at
     )
+
+
+def history_by_currency(history: Iterable[SellerPayout]) -> dict[str, list[SellerPayout]]:
+    """A seller's recent payouts per currency, newest first in each: amounts in different currencies
+    are never compared or added."""
+    groups: dict[str, list[SellerPayout]] = {}
+    for entry in sorted(history, key=lambda item: item.created_at, reverse=True):
+        groups.setdefault(entry.currency, []).append(entry)
+    return groups
+
+
+def compared_with_history(payout: Payout, history: Iterable[SellerPayout]) -> dict[str, Any] | None:
+    """The held payout against the seller's recent payouts in its own currency: how many, the largest,
+    and how many times the largest it is (one decimal). None when there are none in that currency."""
+    same = history_by_currency(history).get(payout.currency, [])
+    if not same:
+        return None
+    largest = max(entry.net for entry in same)
+    ratio = (payout.net / largest).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return {"currency": payout.currency, "count": len(same), "largest": largest, "ratio": ratio}
+
+
+def described(review: PendingReview) -> dict[str, Any]:
+    """A pending review as the page shows it: the seller's history by currency, and the comparison."""
+    return {
+        **review.asdict(),
+        "history_by_currency": history_by_currency(review.history),
+        "comparison": compared_with_history(review.payout, review.history),
+    }
+
+
+#: Decisions the page's "decided" tab lists.
+RECENT_DECISIONS = 100
+
+
+def decision_line(reviewed: ReviewedPayout) -> dict[str, Any]:
+    """What the "decided" tab shows of a decision (plain JSON)."""
+    review = reviewed.review
+    return {
+        "payout_id": reviewed.payout_id,
+        "order_id": reviewed.order_id,
+        "seller_id": reviewed.seller_id,
+        "net": str(reviewed.net),
+        "currency": reviewed.currency,
+        "decision": review.decision,
+        "reviewer": review.reviewer,
+        "reason": review.reason,
+        "decided_at": review.decided_at.isoformat(),
+    }
+
+
+def latest_decisions(lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest RECENT_DECISIONS decisions, newest first, each payout once."""
+    newest = sorted(lines, key=lambda line: datetime.fromisoformat(line["decided_at"]), reverse=True)
+    once: dict[str, dict[str, Any]] = {}
+    for line in newest:
+        once.setdefault(line["payout_id"], line)
+    return list(once.values())[:RECENT_DECISIONS]
+
+
+def with_decision(lines: Iterable[dict[str, Any]], line: dict[str, Any]) -> list[dict[str, Any]]:
+    """A partition's latest decisions with `line` added."""
+    return latest_decisions([line, *lines])

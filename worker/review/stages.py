@@ -27,6 +27,7 @@ from worker.reasons import Reason
 from worker.review.records import PendingReview, ReviewDecision, decode_decision, decode_state
 from worker.review.rules import Hold, Outcome, apply_decision, hold_payout, new_review, with_payouts
 from worker.review.tables import ReviewTables
+from worker.runtime import trace
 from worker.runtime.context import Context
 from worker.runtime.outbox import Outbox
 from worker.runtime.stage import Stage
@@ -38,7 +39,7 @@ def intake(ctx: Context, tables: ReviewTables) -> Stage[Payout]:
     """The `review-intake` stage: re-key a held payout by its id, with its seller's recent payouts."""
 
     def handle(payout: Payout, out: Outbox) -> None:
-        review = new_review(payout, tables.history(payout.seller_id), datetime.now(UTC))
+        review = new_review(payout, tables.history(payout.seller_id), datetime.now(UTC), trace.traceparent())
         out.send(tables.held, review, key=payout.payout_id)
 
     return Stage("review-intake", ctx.topics.payouts_review, decode_payout, handle)
@@ -101,6 +102,7 @@ def decisions(ctx: Context, tables: ReviewTables) -> Stage[ReviewDecision]:
             return
         if applied.outcome.applied:  # on the broker before the payout moves (tables are flushed first)
             tables.record(payout)
+            tables.note_decision(payout)
         verdict = payout.review.decision
         outcome = "approved" if verdict == "approve" else "rejected"
         since = payout.order_created_at

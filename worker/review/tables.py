@@ -5,6 +5,7 @@ decided-reviews   payout_id -> ReviewedPayout  the payout with the decision appl
                                                idempotent, and lets a repeat be compared (older
                                                entries hold the ReviewDecision alone)
 seller-history    seller_id -> [SellerPayout]  a seller's recent approved payouts, shown to the reviewer
+recent-decisions  one key per partition -> the partition's latest decisions (`rules.recent_key`)
 settlement-ledger payout_id -> Settlement      each payout's final state, written once
 
 Keys. A table write goes to the changelog partition of the key, and Faust's web routing finds a key's
@@ -19,12 +20,15 @@ escalation on the worker that owns it, outside any stream.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import orjson
 from faust.types import TP, TableT, TopicT
 
 from worker.errors import InvalidRecord
@@ -36,7 +40,7 @@ from worker.review.records import (
     SellerPayout,
     decode_state,
 )
-from worker.review.rules import waiting_summary
+from worker.review.rules import decision_line, latest_decisions, waiting_summary, with_decision
 from worker.runtime.app import PipelineApp
 from worker.runtime.context import Context
 from worker.runtime.stores import key_partition
@@ -79,6 +83,8 @@ class ReviewTables:
     pending: TableT[bytes, bytes]
     decided: TableT[bytes, bytes]
     seller_history: TableT[bytes, bytes]
+    #: Per partition (under a key of that partition, `recent_key`), its latest decisions, newest first.
+    recent: TableT[bytes, bytes]
     held: TopicT
     partitions: int
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -133,6 +139,23 @@ class ReviewTables:
         self.seller_history[seller_id.encode()] = raw
         self._histories.put(seller_id, raw, tuple(history))
 
+    def note_decision(self, reviewed: ReviewedPayout) -> None:
+        """Add an applied decision to its partition's latest ones (the page's "decided" tab)."""
+        key = recent_key(self.partition_of(reviewed.payout_id), self.partitions)
+        raw = self.recent.get(key)
+        latest = orjson.loads(raw) if raw is not None else []
+        self.recent[key] = orjson.dumps(with_decision(latest, decision_line(reviewed)))
+
+    def owned_decisions(self) -> list[dict[str, Any]]:
+        """The latest decisions of the partitions this worker owns, newest first."""
+        changelog = self.recent.changelog_topic.get_topic_name()
+        lines: list[dict[str, Any]] = []
+        for partition in range(self.partitions):
+            if self.app.assignor.is_active(TP(changelog, partition)):
+                raw = self.recent.get(recent_key(partition, self.partitions))
+                lines += orjson.loads(raw) if raw is not None else []
+        return latest_decisions(lines)
+
     def partition_of(self, key: str) -> int:
         """The partition of `key` in every topic and table of the review (the producer's murmur2)."""
         return key_partition(key.encode(), self.partitions)
@@ -142,11 +165,13 @@ class ReviewTables:
         changelog = self.pending.changelog_topic.get_topic_name()
         return self.app.assignor.is_active(TP(changelog, self.partition_of(payout_id)))
 
-    def owned_pending(self) -> list[PendingReview]:
-        """The pending reviews this worker owns; a memory table also holds standby copies of others."""
-        return [
+    def owned_pending(self, overdue: bool = False) -> list[PendingReview]:
+        """The pending reviews this worker owns (only those escalated, with `overdue`); a memory table
+        also holds standby copies of others."""
+        owned = (
             decode_state(raw, PendingReview) for key, raw in self.pending.items() if self.owns(key.decode())
-        ]
+        )
+        return [review for review in owned if review.escalated_at is not None or not overdue]
 
     def summary(self, now: datetime) -> dict[str, object]:
         """This worker's part of `/stats`: what waits here, and since start what it did with each
@@ -156,6 +181,14 @@ class ReviewTables:
             "decisions": dict(self.outcomes),
             "holds": dict(self.holds),
         }
+
+
+@functools.cache
+def recent_key(partition: int, partitions: int) -> bytes:
+    """The key under which `partition` keeps its latest decisions: the first `recent-N` that hashes to
+    that partition, so that the entry lives, and moves, with the partition's payouts."""
+    keys = (f"recent-{n}".encode() for n in itertools.count())
+    return next(key for key in keys if key_partition(key, partitions) == partition)
 
 
 def declare_tables(ctx: Context) -> ReviewTables:
@@ -170,6 +203,7 @@ def declare_tables(ctx: Context) -> ReviewTables:
         pending=table("pending-reviews"),
         decided=table("decided-reviews"),
         seller_history=table("seller-history"),
+        recent=table("recent-decisions"),
         held=ctx.topics.internal("held-reviews"),
         partitions=partitions,
     )

@@ -85,7 +85,7 @@ class BatchAgent(Service):
         super().__init__()
 
     def __repr__(self) -> str:
-        return f"<BatchAgent {self.name}: {self.channel.get_topic_name()}>"
+        return f"<BatchAgent {self.name}: {', '.join(self.channel.topics)}>"
 
     async def on_start(self) -> None:
         self._client = kafka_consumer(
@@ -95,7 +95,7 @@ class BatchAgent(Service):
         rejoin_as_itself(self._client)
         # Subscribing after start: the group join (seconds) goes on in the background, so the
         # worker's other agents and services start meanwhile, and every agent joins at once.
-        self._client.subscribe([self.channel.get_topic_name()], listener=_Handover(self))
+        self._client.subscribe(list(self.channel.topics), listener=_Handover(self))
 
     async def on_stop(self) -> None:
         if self._client is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.types import AgentT
 
-from worker.runtime import health, metrics, progress, replay, skip, stats
+from worker.runtime import health, metrics, otel, progress, replay, skip, stats
 from worker.runtime.app import PipelineApp, create_app
 from worker.runtime.batches import BatchAgent
 from worker.runtime.halts import Halts
@@ -55,8 +55,8 @@ def start(
     """Run every stage with the runtime's rules, and serve `/healthz`, `/readyz`, `/metrics`, `/stats`,
     the skip view and the `skip` and `replay` commands (replay sends only to `replayable` topics)."""
     policy = ErrorPolicy(ctx.settings.processing_errors)
-    mask = Redact(ctx.settings.secrets).mask
-    agents = {stage.name: _engine(ctx, Runner(stage, policy, ctx.observer, mask)) for stage in stages}
+    mask, spans = Redact(ctx.settings.secrets).mask, otel.exporter()
+    agents = {stage.name: _engine(ctx, Runner(stage, policy, ctx.observer, mask, spans)) for stage in stages}
     tracker = progress.register(ctx.app, ctx.settings.stall_timeout_s, ctx.halts)
     for agent in agents.values():
         if isinstance(agent, BatchAgent):

@@ -15,6 +15,7 @@ from typing import Any
 
 from worker.errors import InvalidRecord
 from worker.reasons import Reason
+from worker.runtime import trace
 from worker.runtime.deadletters import Origin
 from worker.runtime.outbox import Consumed
 from worker.runtime.publish import Publisher
@@ -85,7 +86,9 @@ class Halts:
             detail = f"stage {halt.stage}: {halt.error}; skipped by {by}: {reason}"
             error = InvalidRecord(Reason.PROCESSING_ERROR, detail)
             origin = Origin.of_message(message)
-            await publisher.dead_letter(origin, error, key=message.key, value=message.value)
+            span = trace.child(trace.of_headers(message.headers))  # the skip is a hop of the message's trace
+            key, value = message.key, message.value
+            await publisher.dead_letter(origin, error, key=key, value=value, headers=span.header())
             await halt.resume()
         except BaseException:
             self._halts[(topic, partition)] = halt

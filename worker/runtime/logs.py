@@ -1,7 +1,8 @@
 """Log output: Faust's human-readable lines by default, JSON lines with `LOG_FORMAT=json`.
 
 A JSON line carries the message plus, when it is logged while an agent processes a message, that
-message's topic, partition, offset and key (from Faust's current event), plus every `name=%s`
+message's topic, partition, offset and key (from Faust's current event) and its `trace_id` and
+`span_id` (the hop's span, `worker.runtime.trace`), plus every `name=%s`
 argument of the log call that does not clash with those (`payout_id=%s` becomes
 `"payout_id": "po-..."`), plus any `extra=` field.
 Faust's Worker applies this through `app.conf.logging_config`, for both entry points; `Printable`
@@ -23,6 +24,8 @@ from typing import Any
 import orjson
 from faust.streams import current_event
 from pydantic import SecretStr
+
+from worker.runtime import trace
 
 #: `name=%s`, `name=%r`, `name=%d`... in a %-style format string, and every other placeholder.
 _PLACEHOLDER = re.compile(r"%%|(?:(\w+)=)?%[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[sdrifxXeEgGc]")
@@ -56,6 +59,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         document.update(_event_context())
+        span = trace.current.get()
+        if span is not None:
+            document["trace_id"], document["span_id"] = span.trace_id, span.span_id
         for name, value in _named_arguments(record).items():
             document.setdefault(name, value)  # the message being processed keeps its topic/offset
         document.update({k: v for k, v in vars(record).items() if k not in _STANDARD})

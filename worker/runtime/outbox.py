@@ -17,6 +17,8 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TopicT
 
 from worker.errors import InvalidRecord
+from worker.runtime import trace
+from worker.runtime.trace import Headers, Span
 from worker.wire import encode
 
 Publishable = faust.Record | Mapping[str, Any] | str | bytes
@@ -30,6 +32,7 @@ class Message(NamedTuple):
     value: bytes
     note: str | None = None  #: the outcome it stands for (a dead letter's reason)
     since: datetime | None = None  #: when its story began, for the latency of `note`
+    headers: Headers | None = None  #: Kafka headers: the `traceparent` of the hop that published it
 
 
 #: Messages handed to the producer together, and the broker's acknowledgement (see `Partitions.submit`).
@@ -49,6 +52,8 @@ class Consumed(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...
 
 
 class Outbox:
@@ -56,7 +61,8 @@ class Outbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
-        self.rejected: list[tuple[Consumed, InvalidRecord]] = []
+        #: Dead letters to write: the consumed message, why, and the span of the hop that refused it.
+        self.rejected: list[tuple[Consumed, InvalidRecord, Span | None]] = []
         #: The consumed message being handled now (set by the runtime for each one).
         self.source: Consumed | None = None
 
@@ -81,13 +87,16 @@ class Outbox:
         since: datetime | None = None,
     ) -> None:
         """Publish `value` to `topic` with the batch (in the order of the calls); `outcome` names what
-        it is for `/metrics` (`streamline_payouts_total`), `since` when its story began (latency)."""
+        it is for `/metrics` (`streamline_payouts_total`), `since` when its story began (latency).
+        It carries the `traceparent` of the message being handled (`worker.runtime.trace`)."""
         key_bytes = key.encode() if isinstance(key, str) else key
-        self.messages.append(Message(topic, key_bytes, encode(value), outcome, since))
+        span = trace.current.get()
+        headers = span.header() if span is not None else None
+        self.messages.append(Message(topic, key_bytes, encode(value), outcome, since, headers))
 
     def reject(self, message: Consumed, error: InvalidRecord) -> None:
         """Dead-letter the consumed `message`, which the stage could not process."""
-        self.rejected.append((message, error))
+        self.rejected.append((message, error, trace.current.get()))
 
 
 async def hand_over(
@@ -112,10 +121,10 @@ def _fill(producer: AIOKafkaProducer, messages: list[Message]) -> Iterable[tuple
     chunk: list[Message] = []
     builder = producer.create_batch()
     for message in messages:
-        if builder.append(timestamp=None, key=message[1], value=message[2]) is None:
+        if builder.append(timestamp=None, key=message[1], value=message[2], headers=message[5]) is None:
             yield chunk, builder
             chunk, builder = [], producer.create_batch()
-            builder.append(timestamp=None, key=message[1], value=message[2])
+            builder.append(timestamp=None, key=message[1], value=message[2], headers=message[5])
         chunk.append(message)
     builder.close()  # only these messages: per-message sends must not join it
     yield chunk, builder

@@ -21,10 +21,12 @@ from faust.types import AppT, TopicT
 
 from worker.errors import InvalidRecord
 from worker.reasons import Reason
+from worker.runtime import trace
 from worker.runtime.deadletters import MAX_DEAD_PAYLOAD, Origin, dead_letter_for
 from worker.runtime.logs import handling
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Batch, Consumed, Message, Outbox, Partitions, Publishable, hand_over
+from worker.runtime.trace import Headers, Span
 from worker.wire import encode
 
 logger = logging.getLogger(__name__)
@@ -38,10 +40,21 @@ class Publisher:
         self.partitions = Partitions()
 
     async def send(
-        self, topic: TopicT, value: Publishable, *, key: str | bytes | None, outcome: str | None = None
+        self,
+        topic: TopicT,
+        value: Publishable,
+        *,
+        key: str | bytes | None,
+        outcome: str | None = None,
+        span: Span | None = None,
     ) -> bool:
-        """Publish `value` to `topic` and wait for the broker; False if it became a dead letter."""
-        message = Message(topic, key.encode() if isinstance(key, str) else key, encode(value), outcome)
+        """Publish `value` to `topic` and wait for the broker; False if it became a dead letter.
+
+        It carries `span` as its `traceparent`; without one, a new span (`trace.child`) under the
+        message being handled, if any: a timer's or a view's message starts its own trace."""
+        span = span or trace.child(trace.current.get())
+        key_bytes = key.encode() if isinstance(key, str) else key
+        message = Message(topic, key_bytes, encode(value), outcome, headers=span.header())
         try:
             await _deliver(message)
         except TooLarge as exc:
@@ -51,22 +64,30 @@ class Publisher:
         return True
 
     async def dead_letter(
-        self, origin: Origin, error: InvalidRecord, *, key: bytes | None, value: bytes | None
+        self,
+        origin: Origin,
+        error: InvalidRecord,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
     ) -> None:
-        """Keep a message the pipeline cannot process, byte for byte, with its origin and reason."""
+        """Keep a message the pipeline cannot process, byte for byte, with its origin and reason; it
+        carries `headers` (the message's own `traceparent`), or a new span of the trace being handled."""
         logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
-        letter = self._letter(origin, error, key, value)
+        headers = headers or trace.child(trace.current.get()).header()
+        letter = self._letter(origin, error, key, value, headers=headers)
         try:
             await _deliver(letter)
         except TooLarge:
             # Whole, the payload does not fit in a message: keep its head, its size and the flag.
-            letter = self._letter(origin, error, key, value, limit=MAX_DEAD_PAYLOAD)
+            letter = self._letter(origin, error, key, value, limit=MAX_DEAD_PAYLOAD, headers=headers)
             await _deliver(letter)
         self.observer.delivered([letter])
 
     async def publish(self, outbox: Outbox) -> Delivery:
         """Hand everything in `outbox` to the producer, in order, without waiting for the broker."""
-        messages = outbox.messages + [self._rejected(message, error) for message, error in outbox.rejected]
+        messages = outbox.messages + [self._rejected(*rejected) for rejected in outbox.rejected]
         limit = self.app.conf.producer_max_request_size
         fit = [m for m in messages if len(m.value) + len(m.key or b"") <= limit]
         for message in messages if len(fit) < len(messages) else ():
@@ -76,17 +97,27 @@ class Publisher:
         batches = await hand_over(producer, self.partitions, fit) if fit else []
         return Delivery(self, batches)
 
-    def _rejected(self, message: Consumed, error: InvalidRecord) -> Message:
+    def _rejected(self, message: Consumed, error: InvalidRecord, span: Span | None) -> Message:
         origin = Origin.of_message(message)
+        trace_id = span.trace_id if span is not None else None
         token = handling.set(message)  # the line names the message, as the stage's own lines do
         try:
-            logger.warning("dead letter from %s: %s (%s)", origin, error.reason, error.detail)
+            logger.warning(
+                "dead letter from %s: %s (%s)",
+                origin,
+                error.reason,
+                error.detail,
+                extra={"trace_id": trace_id},
+            )
         finally:
             handling.reset(token)
-        letter = self._letter(origin, error, message.key, message.value)
+        headers = span.header() if span is not None else None
+        letter = self._letter(origin, error, message.key, message.value, headers=headers)
         if len(letter.value) > self.app.conf.producer_max_request_size:
             # Whole, the payload does not fit in a message: keep its head, its size and the flag.
-            letter = self._letter(origin, error, message.key, message.value, limit=MAX_DEAD_PAYLOAD)
+            letter = self._letter(
+                origin, error, message.key, message.value, limit=MAX_DEAD_PAYLOAD, headers=headers
+            )
         return letter
 
     def _letter(
@@ -96,17 +127,19 @@ class Publisher:
         key: bytes | None,
         value: bytes | None,
         limit: int | None = None,
+        headers: Headers | None = None,
     ) -> Message:
         now = datetime.now(UTC)
         letter = dead_letter_for(origin, error, key=key, value=value, now=now, limit=limit)
-        return Message(self.dead_letters, key, encode(letter), error.reason)
+        return Message(self.dead_letters, key, encode(letter), error.reason, headers=headers)
 
     async def _too_large(self, message: Message, exc: Exception) -> None:
         name = message.topic.get_topic_name()
         size = len(message.value)
         logger.error("refused by the broker as too large: topic=%s key=%r size=%d", name, message.key, size)
         error = InvalidRecord(Reason.MESSAGE_TOO_LARGE, f"{size} bytes refused for {name}: {exc}")
-        await self.dead_letter(Origin(name), error, key=message.key, value=message.value)
+        origin, key, value = Origin(name), message.key, message.value
+        await self.dead_letter(origin, error, key=key, value=value, headers=message.headers)
 
 
 class Delivery:
@@ -142,7 +175,10 @@ class Delivery:
             "a batch of %d messages was refused as too large; sending them one by one", len(messages)
         )
         for message in messages:
-            await self.publisher.send(message.topic, message.value, key=message.key, outcome=message.note)
+            span = trace.of_headers(message.headers)
+            await self.publisher.send(
+                message.topic, message.value, key=message.key, outcome=message.note, span=span
+            )
 
 
 async def _acked(queued: Awaitable[Awaitable[Any]]) -> Any:
@@ -155,7 +191,7 @@ class TooLarge(Exception):
 
 async def _deliver(message: Message) -> None:
     try:
-        pending = await message.topic.send(key=message.key, value=message.value)
+        pending = await message.topic.send(key=message.key, value=message.value, headers=message.headers)
         await pending  # the broker's acknowledgement (acks=all)
     except (MessageSizeTooLargeError, ProducerSendError) as exc:
         # Faust wraps the client's error in its own; only "too large" becomes a dead letter.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -28,6 +29,7 @@ from faust.types import TopicT
 
 from worker.errors import InvalidRecord
 from worker.reasons import Reason
+from worker.runtime import trace
 from worker.runtime.logs import handling
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Consumed, Outbox
@@ -71,9 +73,15 @@ class Runner:
     """Runs one stage's decoder and handler on consumed messages, applying the rules of every stage."""
 
     def __init__(
-        self, stage: Stage[Any], policy: ErrorPolicy, observer: Observer, mask: Callable[[str], str]
+        self,
+        stage: Stage[Any],
+        policy: ErrorPolicy,
+        observer: Observer,
+        mask: Callable[[str], str],
+        spans: trace.Exporter | None = None,
     ) -> None:
         self.stage, self.policy, self.observer, self.mask = stage, policy, observer, mask
+        self.spans = spans  #: where finished hops go (OpenTelemetry), if anywhere
 
     @property
     def name(self) -> str:
@@ -85,6 +93,9 @@ class Runner:
         its dead letter is in `out`); the error, as text, when processing must stop at it."""
         out.source, mark = message, out.mark()
         token = handling.set(message)  # log lines name the message being handled
+        parent = trace.of_headers(message.headers)
+        span = trace.child(parent)  # this hop: what the stage publishes carries it
+        traced, started = trace.current.set(span), time.time_ns()
         try:
             self.stage.handle(self.stage.decode(message.value), out)
         except InvalidRecord as error:
@@ -94,7 +105,10 @@ class Runner:
             out.rollback(mark)
             return self._failed(message, exc, out)
         finally:
+            trace.current.reset(traced)
             handling.reset(token)
+            if self.spans is not None:
+                self.spans.finished(self.name, span, parent, started, message)
         return None
 
     def end_batch(self, out: Outbox) -> None:

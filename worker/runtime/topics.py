@@ -31,9 +31,10 @@ class Topics:
             raise AttributeError(attribute)
         return self[attribute.replace("_", "-")]
 
-    def joined(self, *names: str) -> TopicT:
-        """One source over several pipeline topics (a stage that reads them all)."""
-        full = [self[name].get_topic_name() for name in names]
+    def joined(self, *names: str | TopicT) -> TopicT:
+        """One source over several topics (a stage that reads them all): pipeline topics by name, or
+        topics declared elsewhere (an internal topic, a table's changelog)."""
+        full = [(self[name] if isinstance(name, str) else name).get_topic_name() for name in names]
         return self._app.topic(
             *full, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )

@@ -3,6 +3,7 @@
 
 const STATS_EVERY_MS = 3000;
 const REVIEWS_EVERY_MS = 4000;
+const CHART_EVERY_MS = 5000;
 const store = window.sessionStorage;
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +41,7 @@ function showSession() {
   $("session").hidden = !active;
   $("who").textContent = reviewer || "";
   $("locked").hidden = active;
+  $("search").hidden = !active;
   if (!active) {
     $("pending").hidden = true;
     $("empty").hidden = true;
@@ -66,7 +68,7 @@ $("login").addEventListener("submit", async (event) => {
   $("token").value = "";
   say("");
   await whoAmI();
-  refreshReviews();
+  refreshAll();
 });
 
 $("logout").addEventListener("click", () => {
@@ -101,7 +103,7 @@ async function refreshStats() {
     const reviews = stats.reviews || {};
     const decisions = reviews.decisions || {};
     $("s-rate").textContent = stats.rate_per_s;
-    $("s-pending").textContent = reviews.pending ?? "–";
+    $("s-here").textContent = reviews.pending ?? "–";
     $("s-oldest").textContent = duration(reviews.oldest_pending_age_s);
     $("s-decisions").textContent = `${decisions.approved || 0} / ${decisions.rejected || 0}`;
     $("s-dead").textContent = stats.dead_letters;
@@ -123,26 +125,42 @@ const rows = new Map();
 
 function historyCell(review) {
   const cell = el("td", undefined, "history");
-  const net = Number(review.payout.net);
-  const same = review.history.filter((p) => p.currency === review.payout.currency);
-  if (!review.history.length) {
+  const groups = Object.entries(review.history_by_currency || {});
+  if (!groups.length) {
     cell.textContent = "no approved payouts yet";
     return cell;
   }
-  cell.append(el("span", review.history.slice(0, 6).map((p) => `${p.net} ${p.currency}`).join(" · "), "spark"));
-  if (same.length) {
-    const largest = Math.max(...same.map((p) => Number(p.net)));
-    cell.append(el("span", `${review.history.length} recent; this one is ${(net / largest).toFixed(1)}× the largest`));
+  // Each currency on its own line: amounts in different currencies are never compared.
+  groups.forEach(([currency, payouts]) => {
+    cell.append(el("span", `${currency}: ${payouts.slice(0, 5).map((p) => p.net).join(" · ")}`, "spark"));
+  });
+  const compared = review.comparison;
+  if (compared) {
+    cell.append(el("span", `this one is ${compared.ratio}× the largest of ${compared.count} recent ` +
+      `${compared.currency} payouts (${compared.largest} ${compared.currency})`, "ratio"));
+  } else {
+    cell.append(el("span", `no recent ${review.payout.currency} payouts to compare with`, "ratio"));
   }
   return cell;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "–";
 }
 
 function newRow(review) {
   const payout = review.payout;
   const row = el("tr");
   row.dataset.payoutId = payout.payout_id;
-  const id = el("td");
-  id.append(el("code", payout.payout_id));
+  const id = el("td", undefined, "ids");
+  const open = el("button", payout.payout_id, "link dark code");
+  open.title = "show its journey";
+  open.addEventListener("click", () => showJourney(payout.payout_id));
+  id.append(open, el("span", `order ${payout.order_id}`), el("span", `seller ${payout.seller_id}`),
+    el("span", `customer ${payout.customer_id || "–"}`));
+  const amounts = el("td", undefined, "num amounts");
+  amounts.append(el("span", `${payout.gross} gross`), el("span", `− ${payout.fee} fee`),
+    el("b", `${payout.net} ${payout.currency}`));
   const waiting = el("td");
   const reason = el("input");
   reason.placeholder = "reason (required)";
@@ -155,8 +173,7 @@ function newRow(review) {
   const box = el("div", undefined, "decide");
   box.append(reason, approve, reject);
   actions.append(box);
-  row.append(id, el("td", payout.seller_id), el("td", `${payout.net} ${payout.currency}`, "num"),
-    waiting, historyCell(review), actions);
+  row.append(id, amounts, el("td", when(payout.order_created_at)), waiting, historyCell(review), actions);
   row.waiting = waiting;
   return row;
 }
@@ -183,18 +200,137 @@ function render(page) {
   $("pending").hidden = rows.size === 0;
   $("empty").hidden = rows.size !== 0;
   const shown = page.total > page.reviews.length ? ` (oldest ${page.reviews.length} shown)` : "";
-  $("reviews-count").textContent = `${page.total} waiting${shown}`;
+  const which = $("overdue").checked ? "overdue" : "waiting";
+  $("reviews-count").textContent = `${page.total} ${which}${shown}`;
 }
 
+// Counts from every worker (the list's own totals), so the cards agree with the list.
 async function refreshReviews() {
   if (!session().token || !session().reviewer) return;
   try {
-    const { status, body } = await api("/reviews?limit=100");
-    if (status === 200) render(body);
+    const overdue = $("overdue").checked ? "&overdue=1" : "";
+    const { status, body } = await api(`/reviews?limit=100${overdue}`);
+    if (status !== 200) return;
+    render(body);
+    const all = overdue ? (await api("/reviews?limit=1")).body : body;
+    const late = overdue ? body : (await api("/reviews?limit=1&overdue=1")).body;
+    $("s-pending").textContent = all.total ?? "–";
+    $("s-overdue").textContent = late.total ?? "–";
   } catch (error) {
     say("The worker is not answering.", "error");
   }
 }
+
+// ---- the "decided" tab: the latest decisions of every worker ----
+async function refreshDecided() {
+  if (!session().token || !session().reviewer || $("decided-panel").hidden) return;
+  const { status, body } = await api("/decisions");
+  if (status !== 200) return;
+  $("decided").querySelector("tbody").replaceChildren(...body.decisions.map((d) => {
+    const row = el("tr");
+    row.dataset.payoutId = d.payout_id;
+    const id = el("td", undefined, "ids");
+    const open = el("button", d.payout_id, "link dark code");
+    open.addEventListener("click", () => showJourney(d.payout_id));
+    id.append(open, el("span", `order ${d.order_id} · seller ${d.seller_id}`));
+    row.append(id, el("td", `${d.net} ${d.currency}`, "num"),
+      el("td", d.decision === "approve" ? "approved" : "rejected", `verdict ${d.decision}`),
+      el("td", d.reviewer), el("td", d.reason), el("td", when(d.decided_at)));
+    return row;
+  }));
+  $("none-decided").hidden = body.decisions.length !== 0;
+}
+
+function showTab(decided) {
+  $("tab-waiting").setAttribute("aria-selected", String(!decided));
+  $("tab-decided").setAttribute("aria-selected", String(decided));
+  $("waiting-panel").hidden = decided;
+  $("overdue-filter").hidden = decided;
+  $("decided-panel").hidden = !decided;
+  if (decided) refreshDecided(); else refreshReviews();
+}
+
+$("tab-waiting").addEventListener("click", () => showTab(false));
+$("tab-decided").addEventListener("click", () => showTab(true));
+$("overdue").addEventListener("change", refreshReviews);
+
+// ---- the chart: orders/s and the review queue over the last hour, inline SVG ----
+function points(samples, value, max, start, span) {
+  return samples.map((s) => {
+    const x = ((s.at - start) / span) * 600;
+    const y = 135 - (value(s) / (max || 1)) * 125;
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  }).join(" ");
+}
+
+async function refreshChart() {
+  if (!session().token || !session().reviewer) return;
+  const { status, body } = await api("/activity");
+  if (status !== 200) return;
+  const samples = body.samples;
+  const end = Date.now() / 1000;
+  const start = end - 3600;
+  const shown = samples.filter((s) => s.at >= start);
+  const maxOrders = Math.max(0, ...shown.map((s) => s.orders_per_s));
+  const maxQueue = Math.max(0, ...shown.map((s) => s.queue));
+  $("line-orders").setAttribute("points", points(shown, (s) => s.orders_per_s, maxOrders, start, 3600));
+  $("line-queue").setAttribute("points", points(shown, (s) => s.queue, maxQueue, start, 3600));
+  $("max-orders").textContent = maxOrders.toFixed(1);
+  $("max-queue").textContent = maxQueue;
+  $("chart-note").textContent = shown.length ? `${shown.length} samples` : "no samples yet";
+}
+
+// ---- search: an order id, a payout id or a seller opens the journey ----
+async function findJourneys(query) {
+  if (query.startsWith("po-")) {
+    const { status, body } = await api(`/payouts/${encodeURIComponent(query)}`);
+    return status === 200 ? [body] : [];
+  }
+  for (const kind of ["orders", "sellers"]) {
+    const { status, body } = await api(`/${kind}/${encodeURIComponent(query)}`);
+    if (status === 200) return body.payouts;
+  }
+  return [];
+}
+
+function field(list, name, value) {
+  list.append(el("dt", name), el("dd", value === null || value === undefined || value === "" ? "–" : String(value)));
+}
+
+function journeyCard(j) {
+  const card = el("article", undefined, "journey");
+  card.dataset.payoutId = j.payout_id;
+  card.append(el("h3", `${j.payout_id} · ${j.status}`));
+  const list = el("dl");
+  const order = j.order || {}, fee = j.fee || {}, screening = j.screening || {};
+  const review = j.review || {}, settlement = j.settlement || {};
+  field(list, "order", `${j.order_id || "–"} of seller ${j.seller_id || "–"}, customer ${j.customer_id || "–"}`);
+  field(list, "read from", `${order.topic || "–"}[${order.partition ?? "–"}]@${order.offset ?? "–"}, created ${when(order.created_at)}`);
+  field(list, "fee", `${fee.gross || "–"} ${j.currency || ""} × ${fee.rate || "–"} + ${fee.fixed || "–"} = ${fee.fee || "–"}; net ${fee.net || "–"}`);
+  field(list, "screening", screening.outcome ? `${screening.outcome} (threshold ${screening.threshold || "–"}), ${when(screening.at)}` : "");
+  if (j.review) {
+    field(list, "review", `held ${when(review.held_at)}${review.escalated_at ? `, escalated ${when(review.escalated_at)}` : ""}`);
+    if (review.decision) field(list, "decision", `${review.decision} by ${review.decided_by}, ${when(review.decided_at)}: ${review.reason}`);
+  }
+  field(list, "settlement", [settlement.state, ...(settlement.steps || []).map((s) => `${s.step} ${when(s.at)}`)].join(" · "));
+  field(list, "trace", j.trace_id);
+  card.append(list);
+  return card;
+}
+
+async function showJourney(query) {
+  $("journey-of").textContent = query;
+  $("journey").hidden = false;
+  const found = await findJourneys(query);
+  $("journeys").replaceChildren(...(found.length ? found.map(journeyCard) : [el("p", `Nothing is known of ${query}.`, "hint")]));
+}
+
+$("search").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const query = $("query").value.trim();
+  if (query) showJourney(query);
+});
+$("journey-close").addEventListener("click", () => { $("journey").hidden = true; });
 
 async function decide(row, decision, reason, buttons) {
   const id = row.dataset.payoutId;
@@ -225,7 +361,14 @@ async function decide(row, decision, reason, buttons) {
 
 showSession();
 refreshStats();
-if (session().token && !session().reviewer) whoAmI().then(refreshReviews);
-else refreshReviews();
+function refreshAll() {
+  refreshReviews();
+  refreshDecided();
+  refreshChart();
+}
+
+if (session().token && !session().reviewer) whoAmI().then(refreshAll);
+else refreshAll();
 setInterval(refreshStats, STATS_EVERY_MS);
-setInterval(refreshReviews, REVIEWS_EVERY_MS);
+setInterval(() => { refreshReviews(); refreshDecided(); }, REVIEWS_EVERY_MS);
+setInterval(refreshChart, CHART_EVERY_MS);
