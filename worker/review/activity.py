@@ -19,6 +19,7 @@ from faust import web
 from worker.review.listing import Listing
 from worker.runtime.app import PipelineApp
 from worker.runtime.auth import Handler
+from worker.runtime.peers import unreachable
 
 SAMPLE_S = 5.0
 SLOTS = int(3600 / SAMPLE_S)
@@ -75,7 +76,6 @@ def register(
                 return self.json({"samples": list(activity.samples)})
             answers = await listing.others(request, "/activity", {})
             parts = [activity.samples, *(body["samples"] for _, body in answers if body is not None)]
-            unreachable = [str(url) for url, body in answers if body is None]
             return self.json(
-                {"every_s": SAMPLE_S, "samples": merged(parts), "unreachable_workers": unreachable}
+                {"every_s": SAMPLE_S, "samples": merged(parts), "unreachable_workers": unreachable(answers)}
             )

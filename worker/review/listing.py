@@ -3,21 +3,17 @@ worker asked collects the others' oldest ones (`?scope=local`) and merges them, 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from faust import web
-from yarl import URL
 
 from worker.review.records import PendingReview
 from worker.review.rules import latest_decisions, oldest_first
 from worker.review.tables import ReviewTables
 from worker.runtime.app import PipelineApp
-
-logger = logging.getLogger(__name__)
+from worker.runtime.peers import Answer, ask_others, unreachable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -63,7 +59,7 @@ class Listing:
             "offset": offset,
             "limit": limit,
             "reviews": merged[offset : offset + limit],
-            "unreachable_workers": [str(url) for url, body in answers if body is None],
+            "unreachable_workers": unreachable(answers),
         }
 
     async def decided(self, request: web.Request) -> dict[str, Any]:
@@ -72,31 +68,12 @@ class Listing:
         lines = [*self.tables.owned_decisions()]
         for _, body in answers:
             lines += body["decisions"] if body is not None else []
-        unreachable = [str(url) for url, body in answers if body is None]
-        return {"decisions": latest_decisions(lines), "unreachable_workers": unreachable}
+        return {"decisions": latest_decisions(lines), "unreachable_workers": unreachable(answers)}
 
-    async def others(
-        self, request: web.Request, path: str, query: dict[str, Any]
-    ) -> list[tuple[URL, dict[str, Any] | None]]:
+    async def others(self, request: web.Request, path: str, query: dict[str, Any]) -> list[Answer]:
         """What every other worker answers to `path?scope=local&query` (None: it did not answer)."""
-        me = URL(str(self.app.conf.canonical_url))
-        hosts = self.app.router.table_metadata(self.tables.pending.name)
-        others = [URL(host) for host in sorted(hosts) if URL(host) != me]
         token = request.headers.get("Authorization", "")
-        answers = await asyncio.gather(*(self._remote(url, path, token, query) for url in others))
-        return list(zip(others, answers, strict=True))
-
-    async def _remote(
-        self, worker: URL, path: str, token: str, query: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        url = worker.with_path(path).with_query(scope="local", **query)
-        try:
-            async with self.app.http_client.get(url, headers={"Authorization": token}) as response:
-                response.raise_for_status()
-                return await response.json()  # type: ignore[no-any-return]
-        except Exception as exc:  # a worker that is down must not take the listing down with it
-            logger.warning("listing: worker %s did not answer: %s", worker, type(exc).__name__)
-            return None
+        return await ask_others(self.app, self.tables.pending, path, token, query)
 
 
 def _pending(body: dict[str, Any]) -> dict[str, Any]:

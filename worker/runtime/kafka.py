@@ -1,6 +1,7 @@
 """How every Kafka client of the worker is configured, from the settings, in one place: Faust's app,
-the batch stages' consumers, the start-up connection check and replay; and `stop_consumer`, which
-closes a consumer by its private parts when leaving its group would wait (see test_contracts.py).
+the batch stages' consumers, the start-up connection check, replay and reading one record again; and
+`stop_consumer`, which closes a consumer by its private parts when leaving its group would wait (see
+test_contracts.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.protocol.commit import OffsetCommitRequest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
@@ -126,6 +127,26 @@ async def fetched_highwaters(
                 if (highwater := client.highwater(ktp)) is not None:
                     found[tp] = highwater
         return found
+    finally:
+        await client.stop()
+
+
+async def read_record(
+    settings: Settings, topic: str, partition: int, offset: int, wait_s: float = 5.0
+) -> ConsumerRecord[bytes, bytes] | None:
+    """The one record at `offset` of `topic[partition]`, read by a consumer outside any group; None when
+    the topic no longer keeps it (retention) or it does not come within `wait_s`."""
+    client = kafka_consumer(settings, None, max_partition_fetch_bytes=256 * 1024)
+    await client.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        client.assign([tp])
+        client.seek(tp, offset)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            for record in (await client.getmany(tp, timeout_ms=200, max_records=1)).get(tp, []):
+                return record if record.offset == offset else None  # past it: removed by retention
+        return None
     finally:
         await client.stop()
 

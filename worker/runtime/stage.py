@@ -95,7 +95,7 @@ class Runner:
         token = handling.set(message)  # log lines name the message being handled
         parent = trace.of_headers(message.headers)
         span = trace.child(parent)  # this hop: what the stage publishes carries it
-        traced, started = trace.current.set(span), time.time_ns()
+        traced, started = trace.current.set(span), time.time_ns() if self.spans is not None else 0
         try:
             self.stage.handle(self.stage.decode(message.value), out)
         except InvalidRecord as error:
