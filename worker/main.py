@@ -26,7 +26,6 @@ from worker.runtime.app import PipelineApp, start_line
 from worker.runtime.connect import check_connection
 from worker.runtime.context import Agent, Context
 from worker.runtime.observer import Observer
-from worker.runtime.stage import Stage
 from worker.runtime.stats import Counts
 from worker.runtime.topics import Topics
 from worker.settings import Settings, load_settings
@@ -50,9 +49,8 @@ def build(settings: Settings) -> Pipeline:
     payouts.register(ctx)
     reviews = review.register(ctx)
     ledger = settlement.register(ctx)
-    journeys = journey.register(ctx)
-    observed = {"held-reviews": reviews.held, "settlement-ledger": ledger.table.changelog_topic}
-    stages: list[Stage[Any]] = [
+    journey.register(ctx, reviews, ledger)
+    stages = [
         payouts.orders_to_payouts(ctx),
         payouts.screening(ctx),
         review.intake(ctx, reviews),
@@ -60,8 +58,6 @@ def build(settings: Settings) -> Pipeline:
         review.decisions(ctx, reviews),
         review.seller_history(ctx, reviews),
         settlement.settlement(ctx, ledger),
-        journey.intake(ctx, journeys, observed),
-        journey.journey(ctx, journeys),
     ]
     # Dead letters go back only to topics whose stages validate what they read (never to an outcome).
     replayable = ("orders", "payouts", "payouts-review", "review-decisions")

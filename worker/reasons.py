@@ -25,7 +25,6 @@ class Reason(StrEnum):
     TOO_MANY_DECIMALS = "too_many_decimals"
     NON_POSITIVE_AMOUNT = "non_positive_amount"
     AMOUNT_TOO_LARGE = "amount_too_large"
-    INVALID_RATE = "invalid_rate"
     UNKNOWN_CURRENCY = "unknown_currency"
     INVALID_TIMESTAMP = "invalid_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
@@ -55,7 +54,6 @@ MEANINGS: dict[Reason, str] = {
     Reason.TOO_MANY_DECIMALS: "money has more than two decimals",
     Reason.NON_POSITIVE_AMOUNT: "money is negative, or zero where it must be above zero",
     Reason.AMOUNT_TOO_LARGE: "money is above 1000000000.00",
-    Reason.INVALID_RATE: "a fee rate is not a decimal string from 0 to 1",
     Reason.UNKNOWN_CURRENCY: "the currency is not one the deployment accepts (CURRENCIES)",
     Reason.INVALID_TIMESTAMP: "a time is not ISO-8601 with a zone, or outside what UTC can hold",
     Reason.FUTURE_TIMESTAMP: "an order's time is more than 5 minutes ahead of the worker's clock",

@@ -97,12 +97,6 @@ class Settings(BaseSettings):
     review_token: SecretStr = SecretStr("")
     review_sla: timedelta = timedelta(hours=24)
 
-    # -- Journeys (docs/journey.md) --
-    #: How long a payout's journey is kept after its last step (then the retention sweep removes it).
-    journey_retention: timedelta = timedelta(days=30)
-    #: How often each worker removes the journeys it owns that are past retention.
-    journey_sweep_every: timedelta = timedelta(hours=1)
-
     # -- The process --
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_bind: str = "0.0.0.0"
@@ -181,12 +175,12 @@ class Settings(BaseSettings):
         except reviewers.TokensFileError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("review_sla", "journey_retention", "journey_sweep_every", mode="before")
+    @field_validator("review_sla", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
 
-    @field_validator("review_sla", "journey_retention", "journey_sweep_every")
+    @field_validator("review_sla")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -133,17 +133,10 @@ def optional_money(fields: Mapping[str, Any], name: str) -> Decimal | None:
     return None if fields.get(name) is None else money(fields, name, positive=False)
 
 
-def rate(fields: Mapping[str, Any], name: str) -> Decimal | None:
-    """A decimal string from 0 to 1 with up to six decimals (`"0.029"`), or None when absent or null."""
+def optional_object(fields: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """A JSON object, as it is, or None when the field is absent or null."""
     value = fields.get(name)
-    if value is None:
-        return None
-    shape = AMOUNT_SHAPE.fullmatch(value) if isinstance(value, str) else None
-    if shape is None or shape.group(1) or len(shape.group(3) or "") > 6 or Decimal(value) > 1:
-        raise InvalidRecord(
-            Reason.INVALID_RATE, f"{name} must be a decimal string from 0 to 1: {value!r:.60}"
-        )
-    return Decimal(value)
+    return None if value is None else as_object(value, name)
 
 
 def optional_moment(fields: Mapping[str, Any], name: str) -> datetime | None:
@@ -229,17 +222,24 @@ def checked(cls: type[R], **fields: Any) -> R:
     work on the hot path); this one only checks that the record's fields are given (those with a
     default may be left out) and no others.
     """
-    declared, defaults = cls._options.fields.keys(), cls._options.defaults
-    missing = declared - fields.keys()
-    if fields.keys() - declared or missing - defaults.keys():
-        raise TypeError(f"{cls.__name__} needs exactly {sorted(declared)}, got {sorted(fields)}")
+    declared = cls._options.fields.keys()
     record = cls.__new__(cls)
-    record.__dict__.update({name: defaults[name] for name in missing}, **fields)
+    if fields.keys() == declared:  # every field given (the hot path): nothing to fill in
+        record.__dict__.update(fields)
+    else:
+        defaults = cls._options.defaults
+        missing = declared - fields.keys()
+        if fields.keys() - declared or missing - defaults.keys():
+            raise TypeError(f"{cls.__name__} needs exactly {sorted(declared)}, got {sorted(fields)}")
+        record.__dict__.update({name: defaults[name] for name in missing}, **fields)
     record.__dict__["__evaluated_fields__"] = set()
     return record
 
 
 def replaced(record: R, **changes: Any) -> R:
     """`record` with some fields changed, as `checked` builds it (Faust's `derive` validates again)."""
-    kept = {name: getattr(record, name) for name in record._options.fields}
-    return checked(type(record), **{**kept, **changes})
+    if changes.keys() - record._options.fields.keys():
+        raise TypeError(f"{type(record).__name__} has no field {sorted(changes)}")
+    copy = type(record).__new__(type(record))
+    copy.__dict__.update(record.__dict__, **changes, __evaluated_fields__=set())
+    return copy

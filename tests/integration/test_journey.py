@@ -1,5 +1,5 @@
 """A payout's journey on the API and the CLI, against the real broker: approved automatically, held
-(and escalated), rejected by a person; an order id two sellers share; retention."""
+(and escalated), rejected by a person; an order id two sellers share."""
 
 from __future__ import annotations
 
@@ -106,19 +106,3 @@ async def test_the_journey_of_an_approved_a_held_and_a_rejected_payout(bootstrap
     assert "reject by bob" in out and "stolen card" in out
     code, out, err = await command("payouts", "show", "po-unknown", "--json", cwd=tmp_path, **env)
     assert code == 1 and "HTTP 404" in err
-
-
-async def test_journeys_past_retention_are_removed(bootstrap, start_pipeline, tmp_path):
-    pipeline = await start_pipeline(
-        review_tokens_file=tokens_file(tmp_path), journey_retention="4s", journey_sweep_every="1s"
-    )
-    port, bob = web_port(pipeline), TOKENS["bob"]
-    await produce(
-        bootstrap, pipeline.topics.orders.get_topic_name(), [(b"s-r", order("o-r", "s-r", "50.00"))]
-    )
-    payout_id = payout_id_for("s-r", "o-r")
-
-    await journey_when(port, payout_id, bob, lambda j: j["settlement"]["state"] == "settled")
-
-    await until(lambda: call(port, "GET", f"/payouts/{payout_id}", token=bob), lambda a: a[0] == 404)
-    await until(lambda: call(port, "GET", "/orders/o-r", token=bob), lambda a: a[0] == 404)

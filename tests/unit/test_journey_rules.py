@@ -1,14 +1,11 @@
-"""The journey rules (pure): what each topic says, merging in any order, indexes, retention, the view."""
+"""The journey rules (pure): a journey from the facts the ledger, the final topic and the review tables
+hold, gathered from several workers."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import orjson
-
-from worker.journey.events import events_of
-from worker.journey.rules import BUNDLE, SELLER_PAYOUTS, applied, bundles, expired, indexed, merged, view
+from worker.journey.rules import journey, merged_facts
 
 PAYOUT = {
     "payout_id": "po-1",
@@ -24,126 +21,99 @@ PAYOUT = {
     "order_topic": "orders",
     "order_partition": 2,
     "order_offset": 17,
-    "fee_rate": "0.029",
-    "fee_fixed": "0.30",
-    "review_threshold": "500.00",
+    "applied": {"fee_rate": "0.029", "fee_fixed": "0.30", "review_threshold": "500.00"},
 }
-REVIEW = {
+DECISION = {
     "decision": "reject",
     "reviewer": "bob",
     "reason": "stolen card",
     "decided_at": "2026-11-28T11:00:00Z",
 }
-SETTLED = {
-    "payout_id": "po-1",
-    "seller_id": "s-1",
-    "state": "rejected",
-    "net": "1941.70",
-    "currency": "EUR",
-    "settled_at": "2026-11-28T11:00:02Z",
-    "ledger_partition": 1,
-}
-
-#: When the intake read the records (their Kafka timestamps).
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+HELD = {"held_at": "2026-11-28T10:00:02Z", "escalated_at": "2026-11-28T10:30:00Z"}
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-def said(reader: str, value: dict) -> list:
-    return events_of(reader, orjson.dumps(value), NOW)
+def ledger(state: str) -> dict[str, Any]:
+    return {
+        "payout_id": "po-1",
+        "seller_id": "s-1",
+        "state": state,
+        "net": "1941.70",
+        "currency": "EUR",
+        "settled_at": "2026-11-28T11:00:02Z",
+        "ledger_partition": 3,
+        "offset": 40,
+        "topic": f"payouts-{state}",
+    }
 
 
-def story() -> list[dict]:
-    """Every patch of a held, escalated and rejected payout."""
-    held = {"payout": PAYOUT, "held_at": "2026-11-28T10:00:02Z", "history": []}
-    escalation = {**held, "escalated_at": "2026-11-28T10:30:00Z", "sla_seconds": 1800}
-    events = [
-        *said("payouts", PAYOUT),
-        *said("payouts-review", PAYOUT),
-        *said("held-reviews", held),
-        *said("payouts-review-escalated", escalation),
-        *said("payouts-rejected", {**PAYOUT, "review": REVIEW}),
-        *said("settlement-ledger", SETTLED),
-    ]
-    return [patch for table, _, patch in events if table == "journeys"]
+def record(payout: dict[str, Any]) -> dict[str, Any]:
+    return {"payout": payout, "trace_id": TRACE, "at": "2026-11-28T11:00:01Z"}
 
 
-def test_the_journey_is_the_same_whatever_order_its_steps_arrive_in() -> None:
-    patches = story()
-    journeys = set()
-    for order in itertools.islice(itertools.permutations(patches), 0, None, 37):
-        journey = {}
-        for patch in order:
-            journey = merged(journey, patch)
-        journeys.add(orjson.dumps(journey, option=orjson.OPT_SORT_KEYS))
-    [one] = journeys
-    journey = view(orjson.loads(one))
-    assert journey["status"] == "settled (rejected)"
-    assert journey["order"] == {
+def test_a_payout_approved_by_screening_and_settled() -> None:
+    found = journey("po-1", {"ledger": ledger("approved"), "record": record(PAYOUT)})
+
+    assert found is not None and found["status"] == "settled (approved)"
+    assert found["order"] == {
         "topic": "orders",
         "partition": 2,
         "offset": 17,
-        "created_at": "2026-11-28T10:00:00Z",
+        "created_at": PAYOUT["order_created_at"],
     }
-    assert journey["fee"] == {
+    assert found["fee"] == {
         "rate": "0.029",
         "fixed": "0.30",
         "gross": "2000.00",
         "fee": "58.30",
         "net": "1941.70",
     }
-    assert journey["screening"] == {"outcome": "review", "threshold": "500.00", "at": "2026-11-28T12:00:00Z"}
-    assert journey["review"] == {
-        "held_at": "2026-11-28T10:00:02Z",
-        "escalated_at": "2026-11-28T10:30:00Z",
-        "decision": "reject",
-        "decided_by": "bob",
-        "reason": "stolen card",
-        "decided_at": "2026-11-28T11:00:00Z",
-    }
-    assert journey["settlement"]["steps"] == [
-        {"step": "rejected", "at": "2026-11-28T12:00:00Z"},
-        {"step": "settled", "at": "2026-11-28T11:00:02Z"},
-    ]
+    assert found["screening"] == {"outcome": "approved", "threshold": "500.00", "at": "2026-11-28T11:00:01Z"}
+    assert found["review"] is None and found["trace_id"] == TRACE and not found["details_expired"]
+    assert [s["step"] for s in found["settlement"]["steps"]] == ["approved", "settled"]
 
 
-def test_a_repeat_changes_nothing_and_the_first_known_value_stays() -> None:
-    once = merged({}, story()[0])
-    assert merged(once, story()[0]) == once
-    assert merged(once, {"customer_id": "c-other", "fee": {"net": "1.00"}})["fee"]["net"] == "1941.70"
+def test_a_payout_waiting_past_the_sla() -> None:
+    pending = {"payout": PAYOUT, **HELD, "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"}
+
+    found = journey("po-1", {"pending": pending})
+
+    assert found is not None and found["status"] == "waiting for review (overdue, escalated)"
+    assert found["screening"]["outcome"] == "review" and found["settlement"]["state"] == "not final"
+    assert found["review"]["held_at"] == HELD["held_at"] and found["trace_id"] == TRACE
 
 
-def test_an_approved_payout_without_review_was_approved_by_screening() -> None:
-    [(_, key, patch)] = said("payouts-approved", {**PAYOUT, "review_threshold": "1000.00"})
-    journey = view(merged({}, patch))
-    assert key == "po-1" and journey["screening"]["outcome"] == "approved"
-    assert journey["status"] == "approved, not settled yet" and "review" not in journey
+def test_a_rejected_payout_gathered_from_two_workers() -> None:
+    # The ledger entry lives with the seller's partition, the review with the payout id's.
+    reviewed = {**PAYOUT, "review": DECISION, **HELD}
+    settled_here = {"po-1": {"ledger": ledger("rejected"), "record": record(reviewed)}}
+    reviewed_there = {"po-1": {"decided": reviewed, "pending": None}}
+
+    found = journey("po-1", merged_facts([settled_here, reviewed_there])["po-1"])
+
+    assert found is not None and found["status"] == "settled (rejected)"
+    assert found["review"] == {**HELD, "decision": "reject", "decided_by": "bob", **_reason_and_time()}
+    assert [s["step"] for s in found["settlement"]["steps"]] == ["rejected", "settled"]
 
 
-def test_a_record_that_does_not_decode_says_nothing() -> None:
-    assert events_of("payouts", b"{not json", NOW) == []
-    assert events_of("settlement-ledger", None, NOW) == []  # a tombstone
-    assert said("payouts", {**PAYOUT, "net": 12.5}) == []
+def _reason_and_time() -> dict[str, str]:
+    return {"reason": "stolen card", "decided_at": DECISION["decided_at"]}
 
 
-def test_indexes_keep_payout_ids_newest_first_once_each_up_to_their_limit() -> None:
-    entry = None
-    for n in range(SELLER_PAYOUTS + 5):
-        entry = applied("sellers", entry, [{"payout_ids": [f"po-{n}"]}, {"payout_ids": [f"po-{n}"]}], NOW)
-    assert entry["payout_ids"] == [f"po-{n}" for n in reversed(range(5, SELLER_PAYOUTS + 5))]
-    assert indexed({"payout_ids": ["po-a"]}, {"payout_ids": ["po-b"]}, 100)["payout_ids"] == ["po-b", "po-a"]
+def test_a_decided_payout_not_settled_yet() -> None:
+    found = journey("po-1", {"decided": {**PAYOUT, "review": DECISION, **HELD}})
+
+    assert found is not None and found["status"] == "rejected, not settled yet"
+    assert found["settlement"]["state"] == "awaiting settlement"
 
 
-def test_entries_expire_after_retention_since_their_last_step() -> None:
-    entry = applied("journeys", None, story(), NOW)
-    assert not expired(entry, NOW + timedelta(days=29), timedelta(days=30))
-    assert expired(entry, NOW + timedelta(days=31), timedelta(days=30))
-    assert expired({"payout_id": "po-1"}, NOW, timedelta(days=30))  # no time: nothing says it is recent
+def test_past_the_topics_retention_the_ledger_entry_remains() -> None:
+    found = journey("po-1", {"ledger": ledger("approved")})
+
+    assert found is not None and found["status"] == "settled (approved)" and found["details_expired"]
+    assert (found["seller_id"], found["fee"]["net"], found["order"]["topic"]) == ("s-1", "1941.70", None)
 
 
-def test_feed_messages_carry_only_keys_of_their_partition_and_at_most_a_bundle_each() -> None:
-    events = [("journeys", f"po-{n}", {}) for n in range(BUNDLE * 3)]
-    messages = bundles(events, lambda key: int(key[3:]) % 3)
-    for key, message in messages:
-        keys = [event["key"] for event in message["events"]]
-        assert len(keys) <= BUNDLE and {int(k[3:]) % 3 for k in keys} == {int(key[3:]) % 3}
-    assert sorted(e["key"] for _, m in messages for e in m["events"]) == sorted(k for _, k, _ in events)
+def test_nothing_known_is_no_journey() -> None:
+    assert journey("po-1", {}) is None
+    assert merged_facts([{"po-1": {"pending": None, "decided": None}}]) == {"po-1": {}}

@@ -7,11 +7,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "worker"
 LEAVES = ("worker.wire", "worker.reasons", "worker.errors", "worker.settings", "worker.tokens")
-FEATURES = ("worker.payouts", "worker.review", "worker.settlement")
+FEATURES = ("worker.payouts", "worker.review", "worker.settlement", "worker.journey")
 #: What each feature may import of another feature: the payout is review's and settlement's input.
 FEATURE_IMPORTS = {
     "worker.review": ("worker.payouts.records", "worker.payouts.rules"),
     "worker.settlement": ("worker.payouts.records",),
+    # A journey is a view of what the others keep: it reads their tables, and writes nothing.
+    "worker.journey": (
+        "worker.payouts.rules",
+        "worker.review.tables",
+        "worker.settlement.ledger",
+    ),
 }
 
 

@@ -96,11 +96,12 @@ OPERATIONS = (
     Operation("seller-history", "receive", "payouts-approved", "Each seller's recent payouts."),
     Operation("settlement", "receive", "payouts-approved", "Settle each payout once in the ledger."),
     Operation("settlement", "receive", "payouts-rejected", "Record each rejection once in the ledger."),
-    Operation("journey-intake", "receive", "payouts", "A payout's journey: its order, fee and screening."),
-    Operation("journey-intake", "receive", "payouts-approved", "A payout's journey: approved."),
-    Operation("journey-intake", "receive", "payouts-rejected", "A payout's journey: rejected."),
-    Operation("journey-intake", "receive", "payouts-review", "A payout's journey: held for review."),
-    Operation("journey-intake", "receive", "payouts-review-escalated", "A payout's journey: escalated."),
+    Operation(
+        "journey", "receive", "payouts-approved", "A settled payout read again at its offset (its journey)."
+    ),
+    Operation(
+        "journey", "receive", "payouts-rejected", "A settled payout read again at its offset (its journey)."
+    ),
     Operation("every-stage", "send", "dead-letters", "A message a stage cannot process, with the reason."),
     Operation("replay", "receive", "dead-letters", "`python -m worker replay`: read the dead letters."),
     *(

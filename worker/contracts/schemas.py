@@ -21,7 +21,7 @@ from worker.contracts.flow import Topic
 from worker.contracts.kinds import JSON, kinds
 from worker.payouts.records import Payout
 from worker.reasons import DEAD_LETTER_REASONS, MEANINGS
-from worker.review.records import DECISIONS, ReviewDecision
+from worker.review.records import DECISIONS, ReviewDecision, ReviewedPayout
 from worker.runtime.deadletters import DeadLetter
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -46,11 +46,10 @@ MAY_BE_ABSENT: dict[type[faust.Record], frozenset[str]] = {
             "order_topic",
             "order_partition",
             "order_offset",
-            "fee_rate",
-            "fee_fixed",
-            "review_threshold",
+            "applied",
         }
     ),
+    ReviewedPayout: frozenset({"held_at", "escalated_at"}),
 }
 
 
@@ -61,11 +60,10 @@ def may_be_absent(cls: type[faust.Record], name: str) -> bool:
 
 RULES: dict[tuple[type[faust.Record], str], Callable[[Ref], JSON]] = {
     (Payout, "fee"): lambda ref: ref("Money"),
-    (Payout, "fee_fixed"): lambda ref: {"anyOf": [ref("Money"), {"type": "null"}]},
-    (Payout, "fee_rate"): lambda ref: {
-        "type": ["string", "null"],
-        "pattern": r"^0+(\.[0-9]{1,6})?$|^0*1(\.0{1,6})?$",
-        "description": "A decimal from 0 to 1 with up to six decimals, as a string (`0.029`).",
+    (Payout, "applied"): lambda ref: {
+        "type": ["object", "null"],
+        "properties": {name: {"type": "string"} for name in ("fee_rate", "fee_fixed", "review_threshold")},
+        "description": "The settings it was computed and screened with, as decimal strings (informational).",
     },
     (ReviewDecision, "decision"): lambda ref: {"type": "string", "enum": list(DECISIONS)},
     (ReviewDecision, "reviewer"): lambda ref: ref("ReviewText"),

@@ -1,27 +1,24 @@
-"""Journeys: what happened to a payout, from its order to the ledger, under its payout id.
+"""Journeys: what happened to a payout, from its order to the ledger, found by payout, order or seller.
 
-payouts, payouts-approved | rejected | review | review-escalated, <app>-held-reviews, the ledger's
-changelog ──> journey-intake ──> <app>-journey-feed ──> journey ──> journeys, journey-orders,
-journey-sellers tables ──> GET /payouts/{id}, /orders/{id}, /sellers/{id}; `payouts show`
-
-`events` (what each topic says: pure), `rules` (merging, indexes, retention, the view: pure), `tables`,
-`stages`, `retention` (the sweep timer), `api`, `cli`. See docs/journey.md.
+Nothing on the hot path: the payout carries its order's origin, fee schedule and threshold; the
+settlement ledger notes where it read each payout, and indexes it by order id; the review tables
+keep the review. A journey is read from them when asked (`facts`), put together by pure rules
+(`rules`), and served by any worker (`api`) and `python -m worker payouts show` (`cli`). See
+docs/journey.md.
 """
 
 from __future__ import annotations
 
-from worker.journey import api, cli, retention
-from worker.journey.stages import intake, journey
-from worker.journey.tables import JourneyTables, declare_tables
+from worker.journey import api, cli
+from worker.journey.facts import Facts
+from worker.review.tables import ReviewTables
 from worker.runtime.context import Context
+from worker.settlement.ledger import Ledger
 
-__all__ = ["JourneyTables", "intake", "journey", "register"]
+__all__ = ["register"]
 
 
-def register(ctx: Context) -> JourneyTables:
-    """The journey tables, the retention timer, the API and the `payouts` command."""
-    tables = declare_tables(ctx)
-    retention.register(ctx.app, tables, ctx.settings)
-    api.register(ctx.app, tables, ctx.settings)
+def register(ctx: Context, reviews: ReviewTables, ledger: Ledger) -> None:
+    """The journey API and the `payouts` command."""
+    api.register(ctx.app, Facts(ctx, reviews, ledger), ctx.settings)
     cli.register(ctx.app, ctx.settings)
-    return tables

@@ -2,96 +2,115 @@
 
 GET /payouts/{payout_id}   the payout's journey (docs/journey.md); 404 when unknown
 GET /orders/{order_id}     {"order_id", "payouts": [journey...]}: an order id is unique per seller only
-GET /sellers/{seller_id}   {"seller_id", "payouts": [journey...]}: the seller's latest payouts
+GET /sellers/{seller_id}   {"seller_id", "payouts": [journey...]}: waiting for review, latest approved
 
-Any worker answers: Faust's table routing sends the request to the worker that owns the key, and the
-journeys an order or seller names are fetched from the workers that own them.
+Any worker answers. What is known of a payout lives in two partitions (the ledger entry with its
+seller's, the review with its own id's) and an order's payouts with their sellers', so no one key
+routes a request: the worker asked gathers every worker's part of it, in two requests each at most
+(`/journey-index`: the payouts of an order or seller; `/journey-facts`: what is known of them).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
 from faust import web
-from faust.web.exceptions import ServiceUnavailable
-from yarl import URL
 
-from worker.journey.rules import view
-from worker.journey.tables import NAMES, JourneyTables
+from worker.journey.facts import Facts
+from worker.journey.rules import journey, merged_facts
 from worker.runtime.app import PipelineApp
 from worker.runtime.auth import requires_token, reviewers_from
+from worker.runtime.peers import ask_others, unreachable
 from worker.settings import Settings
 
-logger = logging.getLogger(__name__)
+#: Payout ids asked of the other workers in one request.
+MAX_IDS = 100
 
 
-def register(app: PipelineApp, tables: JourneyTables, settings: Settings) -> None:
+def register(app: PipelineApp, facts: Facts, settings: Settings) -> None:
     """Add the journey API to `app`."""
     guarded = requires_token(reviewers_from(settings))
-    journeys = Journeys(app, tables)
+    gather = Gather(app, facts)
 
     @app.page("/payouts/{payout_id}", name="payout-journey")
     class PayoutJourney(web.View):
         @guarded
-        @app.table_route(table=tables.tables["journeys"], match_info="payout_id")  # type: ignore[arg-type]
         async def get(self, request: web.Request, payout_id: str) -> web.Response:
             """One payout's journey."""
-            journey = journeys.local("journeys", payout_id)
-            if journey is None:
-                return _json(self, {"error": f"no payout {payout_id} is known"}, status=404)
-            return _json(self, view(journey))
+            found, missing = await gather.journeys(request, [payout_id])
+            if found:
+                return _json(self, found[0])
+            return _unknown(self, f"payout {payout_id}", missing)
+
+    @app.page("/journey-facts", name="journey-facts")
+    class JourneyFacts(web.View):
+        @guarded
+        async def get(self, request: web.Request) -> web.Response:
+            """This worker's part: what it knows of `ids` (comma-separated payout ids)."""
+            ids = [i for i in request.query.get("ids", "").split(",") if i][:MAX_IDS]
+            return _json(self, {"facts": await facts.of(ids)})
+
+    @app.page("/journey-index", name="journey-index")
+    class JourneyIndex(web.View):
+        @guarded
+        async def get(self, request: web.Request) -> web.Response:
+            """This worker's part: the payouts of `order_id` or of `seller_id` it knows."""
+            if "order_id" in request.query:
+                return _json(self, {"payout_ids": facts.payouts_of_order(request.query["order_id"])})
+            return _json(self, {"payout_ids": facts.payouts_of_seller(request.query.get("seller_id", ""))})
 
     for kind, name in (("orders", "order_id"), ("sellers", "seller_id")):
-        _index_page(app, guarded, journeys, kind, name)
+        _index_page(app, guarded, gather, kind, name)
 
 
-def _index_page(app: PipelineApp, guarded: Any, journeys: Journeys, kind: str, name: str) -> None:
-    table = journeys.tables.tables[kind]
-
+def _index_page(app: PipelineApp, guarded: Any, gather: Gather, kind: str, name: str) -> None:
     @app.page(f"/{kind}/{{{name}}}", name=f"{kind}-journeys")
     class Index(web.View):
         @guarded
-        @app.table_route(table=table, match_info=name)  # type: ignore[arg-type]
         async def get(self, request: web.Request, **match: str) -> web.Response:
-            """The journeys of the payouts an order (or a seller) has, newest first."""
+            """The journeys of the payouts an order (or a seller) has."""
             key = match[name]
-            entry = journeys.local(kind, key)
-            if entry is None:
-                return _json(self, {"error": f"no {name.removesuffix('_id')} {key} is known"}, status=404)
-            token = request.headers.get("Authorization", "")
-            found = await asyncio.gather(*(journeys.find(p, token) for p in entry["payout_ids"]))
-            return _json(self, {name: key, "payouts": [journey for journey in found if journey]})
+            ids, missing = await gather.index(request, name, key)
+            found, unanswered = await gather.journeys(request, ids)
+            if not found:
+                return _unknown(self, f"{name.removesuffix('_id')} {key}", missing + unanswered)
+            return _json(self, {name: key, "payouts": found, "unreachable_workers": missing + unanswered})
 
 
-class Journeys:
-    """Reads journeys: here, from the tables this worker owns; elsewhere, from their owner's API."""
+class Gather:
+    """Asks this worker and every other one for their part of a journey."""
 
-    def __init__(self, app: PipelineApp, tables: JourneyTables) -> None:
-        self.app, self.tables = app, tables
+    def __init__(self, app: PipelineApp, facts: Facts) -> None:
+        self.app, self.facts = app, facts
 
-    def local(self, table: str, key: str) -> dict[str, Any] | None:
-        """An entry of a table this worker owns; 503 while the key's partition is moving."""
-        if not self.tables.owns(table, key):  # answer from the owner's data, never a standby copy
-            raise ServiceUnavailable("the key's partition is moving between workers: try again")
-        return self.tables.get(table, key)
+    async def index(self, request: web.Request, name: str, key: str) -> tuple[list[str], list[str]]:
+        """The payout ids every worker knows for an order or a seller; the workers that did not answer."""
+        local = self.facts.payouts_of_order if name == "order_id" else self.facts.payouts_of_seller
+        answers = await self._others(request, "/journey-index", {name: key})
+        ids = [*local(key), *(i for _, body in answers if body for i in body["payout_ids"])]
+        return list(dict.fromkeys(ids))[:MAX_IDS], unreachable(answers)
 
-    async def find(self, payout_id: str, token: str) -> dict[str, Any] | None:
-        """A payout's journey as its owner answers it, or None when unknown or unreachable."""
-        owner = URL(str(self.app.router.key_store(NAMES["journeys"], payout_id)))
-        if owner == URL(str(self.app.conf.canonical_url)):
-            journey = self.local("journeys", payout_id)
-            return None if journey is None else view(journey)
-        url = owner.with_path(f"/payouts/{payout_id}")
-        try:
-            async with self.app.http_client.get(url, headers={"Authorization": token}) as response:
-                if response.status == 200:
-                    return await response.json()  # type: ignore[no-any-return]
-        except Exception as exc:  # one worker down must not take the answer down with it
-            logger.warning("journey of payout_id=%s: worker %s did not answer: %r", payout_id, owner, exc)
-        return None
+    async def journeys(self, request: web.Request, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The journeys of `ids` that any worker knows; the workers that did not answer."""
+        if not ids:
+            return [], []
+        answers = await self._others(request, "/journey-facts", {"ids": ",".join(ids)})
+        parts = [await self.facts.of(ids), *(body["facts"] for _, body in answers if body)]
+        merged = merged_facts(parts)
+        found = [journey(i, merged[i]) for i in ids if i in merged]
+        return [j for j in found if j is not None], unreachable(answers)
+
+    def _others(self, request: web.Request, path: str, query: dict[str, Any]) -> Awaitable[Any]:
+        token = request.headers.get("Authorization", "")
+        return ask_others(self.app, self.facts.ledger.table, path, token, query)
+
+
+def _unknown(view: web.View, what: str, unanswered: list[str]) -> web.Response:
+    if unanswered:  # it may be on the worker that did not answer
+        return _json(view, {"error": f"no answer from {', '.join(unanswered)}: try again"}, status=503)
+    return _json(view, {"error": f"no {what} is known"}, status=404)
 
 
 def _json(view: web.View, document: Any, status: int = 200) -> web.Response:

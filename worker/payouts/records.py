@@ -55,11 +55,10 @@ class Payout(faust.Record, namespace="streamline.Payout", **RECORD_OPTIONS):
     order_topic: str | None = None
     order_partition: int | None = None
     order_offset: int | None = None
-    #: The fee schedule it was computed with: rate x gross + fixed.
-    fee_rate: Decimal | None = None
-    fee_fixed: Decimal | None = None
-    #: REVIEW_THRESHOLD when screening routed it (set on payouts-approved and payouts-review).
-    review_threshold: Decimal | None = None
+    #: The settings it was computed and screened with, as decimal strings: `fee_rate` and `fee_fixed`
+    #: (orders-to-payouts), `review_threshold` (screening). For its journey only: passed on as written,
+    #: never checked on the hot path (a Decimal field costs every stage a parse and a format).
+    applied: dict[str, str] | None = None
 
 
 def decode_order(raw: bytes | None, *, currencies: Collection[str], now: datetime) -> Order:
@@ -100,9 +99,7 @@ def payout_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         "order_topic": f.optional_text(fields, "order_topic"),
         "order_partition": f.count(fields, "order_partition"),
         "order_offset": f.count(fields, "order_offset"),
-        "fee_rate": f.rate(fields, "fee_rate"),
-        "fee_fixed": f.optional_money(fields, "fee_fixed"),
-        "review_threshold": f.optional_money(fields, "review_threshold"),
+        "applied": f.optional_object(fields, "applied"),
     }
 
 

@@ -6,6 +6,7 @@ No Faust, no I/O, no clock: everything a rule needs comes in as an argument.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
 import uuid
@@ -71,7 +72,8 @@ def payout_for(
 ) -> Payout:
     """The payout a seller gets for `order`, or RejectedByRule when the fee eats the whole amount.
 
-    It records how it was computed: the schedule, and the order's `origin` (topic, partition, offset).
+    It records how it was computed: the schedule (`applied`), and the order's `origin` (topic,
+    partition, offset).
     """
     fee = fee_for(order.amount, schedule)
     net = order.amount - fee
@@ -93,9 +95,14 @@ def payout_for(
         order_topic=topic,
         order_partition=partition,
         order_offset=offset,
-        fee_rate=schedule.rate,
-        fee_fixed=schedule.fixed,
+        applied=_applied(schedule),
     )
+
+
+@functools.cache
+def _applied(schedule: FeeSchedule) -> dict[str, str]:
+    # One dict for every payout of a schedule: nothing changes it (screening makes a new one).
+    return {"fee_rate": str(schedule.rate), "fee_fixed": str(schedule.fixed)}
 
 
 def same_payout(a: Payout, b: Payout) -> bool:
@@ -117,4 +124,4 @@ def screen(payout: Payout, threshold: Decimal) -> Route:
 
 def screened(payout: Payout, threshold: Decimal) -> Payout:
     """The payout as screening sends it on: with the threshold it was screened against."""
-    return replaced(payout, review_threshold=threshold)
+    return replaced(payout, applied={**(payout.applied or {}), "review_threshold": str(threshold)})

@@ -42,6 +42,9 @@ class ReviewedPayout(Payout, namespace="streamline.ReviewedPayout", **RECORD_OPT
     """A held payout after its review (`payouts-approved` / `payouts-rejected`), carrying the decision."""
 
     review: ReviewDecision
+    #: When it was held, and escalated past the review SLA (if it was); absent in records written before.
+    held_at: datetime | None = None
+    escalated_at: datetime | None = None
 
 
 class SellerPayout(faust.Record, namespace="streamline.SellerPayout", **RECORD_OPTIONS):
@@ -159,7 +162,13 @@ def _history_entries(fields: Mapping[str, Any], name: str = "history") -> list[S
 
 def _reviewed(fields: Mapping[str, Any]) -> ReviewedPayout:
     review = _decision(f.as_object(f.field(fields, "review"), "review"))
-    return checked(ReviewedPayout, **payout_fields(fields), review=review)
+    return checked(
+        ReviewedPayout,
+        **payout_fields(fields),
+        review=review,
+        held_at=f.optional_moment(fields, "held_at"),
+        escalated_at=f.optional_moment(fields, "escalated_at"),
+    )
 
 
 _STATES: dict[type[faust.Record], Callable[[Mapping[str, Any]], faust.Record]] = {

@@ -110,7 +110,10 @@ def apply_decision(
     if pending is None:
         return Applied(Outcome.UNKNOWN)
     outcome = Outcome.APPROVED if decision.decision == "approve" else Outcome.REJECTED
-    return Applied(outcome, ReviewedPayout(**pending.payout.asdict(), review=decision))
+    reviewed = ReviewedPayout(
+        **pending.payout.asdict(), review=decision, held_at=pending.held_at, escalated_at=pending.escalated_at
+    )
+    return Applied(outcome, reviewed)
 
 
 def escalation_due(pending: PendingReview, now: datetime, sla: timedelta) -> bool:

@@ -3,6 +3,9 @@
 Kafka delivers at least once, so a crash or a rebalance can repeat messages on the outcome topics. The
 ledger, keyed by the deterministic payout id, turns those repeats into no-ops (`settle`) and refuses
 the same id with other content (`conflicting_duplicate`).
+
+Next to it, `settlement-orders` (order_id -> the sellers whose payout for that order id settled) lets
+a payout be found by its order (docs/journey.md): an order id is unique per seller only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import faust
+import orjson
 from faust.types import TableT
 
 from worker.payouts.records import Payout
@@ -33,6 +37,9 @@ class Settlement(faust.Record, namespace="streamline.Settlement", **RECORD_OPTIO
     currency: str
     settled_at: datetime
     ledger_partition: int  # the partition that owns this entry, so totals count only what a worker owns
+    #: Where the payout was read on its final topic (in `ledger_partition`): its journey reads the
+    #: record there again, for as long as the topic keeps it. Absent in entries written before.
+    offset: int | None = None
 
 
 class Settle(enum.Enum):
@@ -83,7 +90,20 @@ class Ledger:
     """The ledger table (payout_id -> Settlement), and what this worker's settlement stage saw."""
 
     table: TableT[str, Settlement]
+    #: order_id -> the seller ids whose payout for it settled (a JSON list), on the sellers' partition.
+    orders: TableT[bytes, bytes]
     seen: Counter[str] = field(default_factory=Counter)  #: new, duplicate, conflict
+
+    def index(self, order_id: str, seller_id: str) -> None:
+        """Remember that the payout of `seller_id` for `order_id` settled."""
+        sellers = self.sellers_of(order_id)
+        if seller_id not in sellers:
+            self.orders[order_id.encode()] = orjson.dumps([*sellers, seller_id])
+
+    def sellers_of(self, order_id: str) -> list[str]:
+        """The sellers whose payout for `order_id` settled here (usually one)."""
+        raw = self.orders.get(order_id.encode())
+        return [] if raw is None else list(orjson.loads(raw))
 
     def totals(self, owned: Container[int]) -> dict[str, Any]:
         """This worker's part of `/stats`: the partitions it owns, and what it saw since start."""
@@ -94,16 +114,19 @@ def register(ctx: Context) -> Ledger:
     """Declare the ledger table, and add its totals to `/stats`.
 
     Written from payout topics keyed by seller, to the partition of the event being processed: every
-    event about one payout arrives on one partition, so its entry lives with it.
+    event about one payout arrives on one partition, so its entry lives with it. The order index too:
+    a worker finds a payout by order id among the partitions it owns (`worker.journey` asks them all).
     """
-    table = ctx.app.Table(
-        "settlement-ledger",
-        key_type=str,
-        value_type=Settlement,
-        partitions=ctx.settings.topic_partitions,
-        help="Final state of every payout, written once.",
+
+    def table(name: str, key: type, value: type, purpose: str) -> TableT[Any, Any]:
+        return ctx.app.Table(
+            name, key_type=key, value_type=value, partitions=ctx.settings.topic_partitions, help=purpose
+        )
+
+    ledger = Ledger(
+        table("settlement-ledger", str, Settlement, "Final state of every payout, written once."),
+        table("settlement-orders", bytes, bytes, "The sellers whose payout for an order id settled."),
     )
-    ledger = Ledger(table)
     approved = ctx.topics.payouts_approved.get_topic_name()
 
     def owned() -> set[int]:

@@ -1,4 +1,5 @@
-"""payouts-approved | payouts-rejected -> the settlement ledger: each payout settles exactly once."""
+"""payouts-approved | payouts-rejected -> the settlement ledger: each payout settles exactly once (and
+is indexed by its order id)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def settlement(ctx: Context, ledger: Ledger) -> Stage[Payout]:
                 currency=payout.currency,
                 settled_at=datetime.now(UTC),
                 ledger_partition=out.source.partition,
+                offset=out.source.offset,
             )
+            ledger.index(payout.order_id, payout.seller_id)
 
     return Stage("settlement", topics.joined(*STATES), decode_payout, handle)
