@@ -22,6 +22,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import Producer, ProducerBuffer
 from faust.web.drivers.aiohttp import Web
+from mode.worker import Worker as ModeWorker
 
 #: (object, attribute, the runtime module that needs it)
 ATTRIBUTES: list[tuple[Any, str, str]] = [
@@ -33,6 +34,8 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (faust_consumer.Consumer, "wait_empty", "transport"),
     (faust_consumer.Consumer, "getmany", "transport"),
     (faust_consumer.Consumer, "perform_seek", "transport"),
+    # shutdown.py: aiokafka's warnings held back from the moment a stop signal arrives
+    (ModeWorker, "install_signal_handlers", "app"),
     (driver.Consumer, "earliest_offsets", "transport"),
     (faust_consumer.Consumer, "pause_partitions", "streams"),
     (faust_consumer.Consumer, "resume_partitions", "streams"),
