@@ -37,6 +37,7 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     # shutdown.py: aiokafka's warnings held back from the moment a stop signal arrives
     (ModeWorker, "install_signal_handlers", "app"),
     (driver.Consumer, "earliest_offsets", "transport"),
+    (driver.AIOKafkaConsumerThread, "seek_to_beginning", "transport"),
     (faust_consumer.Consumer, "pause_partitions", "streams"),
     (faust_consumer.Consumer, "resume_partitions", "streams"),
     (driver.Consumer, "verify_event_path", "transport"),
@@ -91,6 +92,11 @@ def test_the_consumer_state_the_fixes_read_is_still_made_by_faust() -> None:
         assert f"self.{name}" in source, (
             f"Faust's Consumer no longer keeps {name}: see worker/runtime/transport.py"
         )
+
+
+def test_the_consumer_still_delegates_to_its_thread() -> None:
+    source = inspect.getsource(faust_consumer.ThreadDelegateConsumer.__init__)
+    assert "self._thread" in source, "Faust's consumer has no _thread: see worker/runtime/transport.py"
 
 
 def test_the_consumer_parts_a_stop_closes_are_still_made_by_aiokafka() -> None:

@@ -63,6 +63,7 @@ def quiet_from_the_signal(*signals: signal.Signals) -> None:
                 previous(signum, frame)
 
         signal.signal(number, noted)
+        signal.siginterrupt(number, False)  # as the event loop had it: no EINTR in any thread's calls
 
 
 def bound_stop(timeout: float = STOP_TIMEOUT_S) -> None:
