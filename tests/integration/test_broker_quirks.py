@@ -22,6 +22,7 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import InvalidSessionTimeoutError
 from aiokafka.protocol.group import JoinGroupRequest
 
+from tests.kafka import group_members
 from tests.processes import free_port
 from worker.broker import BrokerProcess, embedded
 from worker.runtime.kafka import stop_consumer
@@ -243,17 +244,7 @@ async def test_a_member_that_rejoins_under_a_new_id_leaves_no_member_holding_the
     # What aiokafka does when a commit or heartbeat is answered ILLEGAL_GENERATION: it drops its member
     # id and joins as a new member, abandoning the old one (worker/runtime/kafka.py, rejoin_as_itself).
     await create(broker.bootstrap_servers, "rejoin", partitions=4)
-    members = [
-        AIOKafkaConsumer(
-            "rejoin",
-            bootstrap_servers=broker.bootstrap_servers,
-            group_id="g",
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            enable_auto_commit=False,
-        )
-        for _ in range(2)
-    ]
+    members = group_members(broker.bootstrap_servers, "rejoin", "g")
     try:
         for member in members:
             await member.start()
