@@ -34,8 +34,6 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (faust_consumer.Consumer, "wait_empty", "transport"),
     (faust_consumer.Consumer, "getmany", "transport"),
     (faust_consumer.Consumer, "perform_seek", "transport"),
-    # shutdown.py: aiokafka's warnings held back from the moment a stop signal arrives
-    (ModeWorker, "install_signal_handlers", "app"),
     (driver.Consumer, "earliest_offsets", "transport"),
     (driver.AIOKafkaConsumerThread, "seek_to_beginning", "transport"),
     (faust_consumer.Consumer, "pause_partitions", "streams"),
@@ -61,6 +59,8 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (GroupCoordinator, "request_rejoin", "kafka"),
     (driver.Consumer, "_new_consumer_thread", "transport"),
     (driver.AIOKafkaConsumerThread, "on_start", "transport"),
+    # app.py: aiokafka's warnings held back from the moment a stop signal arrives (shutdown.py)
+    (ModeWorker, "install_signal_handlers", "app"),
     # streams.py: a Faust agent that acknowledges only after output
     (Stream, "noack", "streams"),
     (Stream, "events", "streams"),
