@@ -67,6 +67,9 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     # stores.py: RocksDB writes outside a stream event
     (RocksDBStore, "_set", "stores"),
     (RocksDBStore, "_db_for_partition", "stores"),
+    (RocksDBStore, "_open_for_partition", "stores"),
+    (RocksDBStore, "revoke_partitions", "stores"),
+    (RocksDBStore, "reset_state", "stores"),
     (faust.Table, "_new_store_by_url", "stores"),
     # app.py: boot order, web and workers
     (BootStrategy, "web_server", "app"),
