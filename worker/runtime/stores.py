@@ -62,17 +62,19 @@ class RocksDBStore(FaustRocksDBStore):
                 self._parked[tp.partition] = self._dbs.pop(tp.partition)
 
     def reset_state(self) -> None:
-        for db in [*self._dbs.values(), *self._parked.values()]:
-            db.close()
-        self._parked.clear()
+        self._close_all()
         super().reset_state()
 
     async def stop(self) -> None:
         self._closed = True
+        self._close_all()
+        await super().stop()
+
+    def _close_all(self) -> None:
+        """Close every partition's database, assigned or set aside (Faust then forgets `_dbs`)."""
         for db in [*self._dbs.values(), *self._parked.values()]:
             db.close()
         self._parked.clear()
-        await super().stop()
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         if not self.table.use_partitioner:
