@@ -30,7 +30,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--orders", type=int, default=100_000, help="orders per throughput run")
     parser.add_argument("--naive-orders", type=int, help="orders for the naive Faust run (default: --orders)")
     parser.add_argument("--rate", type=float, default=1000.0, help="orders/s of the latency run")
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the latency run")
     parser.add_argument("--smoke", action="store_true", help="2,000 orders, a 3 s latency run")
     parser.add_argument("--only", help="comma-separated variants to run: " + ", ".join(VARIANTS))
     parser.add_argument("--profile", type=Path, help="sample every process with py-spy into this directory")

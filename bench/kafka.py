@@ -64,19 +64,34 @@ async def produce(
 class Tally:
     """Reads topics from the beginning, counting distinct orders and noting when they arrive.
 
-    `done_at` is the wall-clock time when `expected` distinct order ids had arrived over all topics;
-    `records - len(order_ids)` are duplicates (allowed by at-least-once, reported).
+    `done_at` is the wall-clock time when `expected` distinct ids had arrived over all topics;
+    `records - count` are duplicates (allowed by at-least-once, reported). An id is the record's order
+    id, or with `by_key` its key (a table's changelog: one key per entry).
     """
 
-    def __init__(self, bootstrap: str, topics: Sequence[str], expected: int, *, fetch_wait_ms: int = 50):
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        expected: int,
+        *,
+        fetch_wait_ms: int = 50,
+        by_key: bool = False,
+    ):
         self.bootstrap, self.topics, self.expected = bootstrap, list(topics), expected
-        self.fetch_wait_ms = fetch_wait_ms
+        self.fetch_wait_ms, self.by_key = fetch_wait_ms, by_key
         self.records = 0
-        self.order_ids: set[str] = set()
-        self.done_at: float | None = None
+        self.ids: dict[str, set[Any]] = {topic: set() for topic in self.topics}
+        self.order_ids: set[Any] = set()
+        self.first_seen: list[float] = []  #: when each distinct id first arrived, in order
         self.on_record: Callable[[float, str, dict[str, Any]], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+
+    @property
+    def done_at(self) -> float | None:
+        """When the `expected`-th distinct id arrived, if it has."""
+        return self.first_seen[self.expected - 1] if self.count >= self.expected > 0 else None
 
     async def start(self) -> Tally:
         self._task = asyncio.create_task(self._run())
@@ -92,14 +107,14 @@ class Tally:
     async def wait(self, timeout: float, alive: Callable[[], None], tick: Callable[[Tally], None]) -> float:
         """Wait until every expected record arrived; return the wall time it happened."""
         deadline = time.monotonic() + timeout
-        while self.done_at is None:
+        while (done_at := self.done_at) is None:
             alive()
             tick(self)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.count}/{self.expected} orders on {self.topics} after {timeout}s")
+                raise TimeoutError(f"{self.count}/{self.expected} ids on {self.topics} after {timeout}s")
             await asyncio.sleep(0.25)
         tick(self)
-        return self.done_at
+        return done_at
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -123,20 +138,23 @@ class Tally:
 
     @property
     def count(self) -> int:
-        """Distinct orders seen so far."""
+        """Distinct ids seen so far."""
         return len(self.order_ids)
 
     def _note(self, now: float, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        add, on_record = self.order_ids.add, self.on_record
+        seen, on_record, by_key = self.order_ids, self.on_record, self.by_key
         for tp, records in batch.items():
             self.records += len(records)
+            on_topic = self.ids[tp.topic]
             for record in records:
                 value = orjson.loads(record.value or b"{}")
-                add(value.get("order_id"))
+                found = record.key if by_key else value.get("order_id")
+                on_topic.add(found)
+                if found not in seen:
+                    seen.add(found)
+                    self.first_seen.append(now)
                 if on_record is not None:
                     on_record(now, tp.topic, value)
-        if self.done_at is None and self.count >= self.expected:
-            self.done_at = now
 
 
 async def first_timestamp(bootstrap: str, topic: str) -> float:

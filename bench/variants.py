@@ -51,6 +51,10 @@ class Result:
     p99_by_5s: list[float] = field(default_factory=list)
     #: Share of one core the worker used during the measured window.
     cpu_percent: float | None = None
+    #: Full pipeline: seconds until every approved payout was also settled in the ledger (the slowest
+    #: stages' end), and orders/s over them.
+    settled_seconds: float | None = None
+    settled_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ async def worker_pipeline(run: Run, processes: int = 1) -> Result:
     ]
     topics, final = _names(f"{app}-", PIPELINE), _names(f"{app}-", FINAL)
     label = f"worker, full pipeline, {processes} process{'es' if processes > 1 else ''}"
-    return await throughput(run, label, commands, topics, final, topics[1])
+    ledger = f"{app}-settlement-ledger-changelog"
+    return await throughput(run, label, commands, topics, final, topics[1], settled=ledger)
 
 
 async def naive_faust(run: Run, count: int) -> Result:
@@ -114,14 +119,19 @@ async def throughput(
     outputs: list[str],
     start_topic: str,
     count: int | None = None,
+    settled: str | None = None,
 ) -> Result:
-    """Orders/s from the first output on `start_topic` until every order is on one of `outputs`."""
+    """Orders/s from the first output on `start_topic` until every order is on one of `outputs`, and
+    with `settled` (the ledger's changelog) until every approved payout is settled too."""
     count = len(run.orders) if count is None else count
-    await kafka.create_topics(run.bootstrap, topics)
+    # The ledger's changelog too, before anything reads it: a read would create it with 1 partition.
+    await kafka.create_topics(run.bootstrap, [*topics, *([settled] if settled else [])])
     run.progress.step(f"{label}: producing {count:,} orders")
     await kafka.produce(run.bootstrap, topics[0], run.orders[:count], lambda n: run.progress.update(n, count))
     tally = await kafka.Tally(run.bootstrap, outputs, count).start()
+    ledger = await kafka.Tally(run.bootstrap, [settled], 0, by_key=True).start() if settled else None
     processes = [Process(c.name, c.args, c.env, run.workdir, run.profile) for c in commands]
+    settled_at = None
     try:
         run.progress.step(label)
         done_at = await tally.wait(
@@ -129,13 +139,23 @@ async def throughput(
             alive=lambda: _check_alive(processes),
             tick=lambda t: run.progress.update(t.count, count),
         )
+        if ledger is not None:
+            ledger.expected = len(tally.ids[topics[2]])  # payouts-approved: each is settled once
+            run.progress.step(f"{label}: settling")
+            settled_at = await ledger.wait(
+                timeout=90 + count / 100,
+                alive=lambda: _check_alive(processes),
+                tick=lambda t: run.progress.update(t.count, t.expected),
+            )
         started = await kafka.first_timestamp(run.bootstrap, start_topic)
         rss = [p.read_peak_rss() or 0.0 for p in processes]
     finally:
         for process in processes:
             process.stop()
         await tally.stop()
-    await kafka.delete_topics(run.bootstrap, topics)
+        if ledger is not None:
+            await ledger.stop()
+    await kafka.delete_topics(run.bootstrap, [*topics, *([settled] if settled else [])])
     seconds = done_at - started
     result = Result(
         label,
@@ -146,8 +166,11 @@ async def throughput(
         peak_rss_mb=max(rss),
         duplicates=tally.records - tally.count,
         processes=len(processes),
+        settled_seconds=None if settled_at is None else settled_at - started,
+        settled_per_s=None if settled_at is None else count / (settled_at - started),
     )
-    run.progress.note(f"{label}: {result.per_s:,.0f} orders/s over {seconds:.2f} s")
+    settling = f"; all settled after {result.settled_seconds:.2f} s" if result.settled_seconds else ""
+    run.progress.note(f"{label}: {result.per_s:,.0f} orders/s over {seconds:.2f} s{settling}")
     return result
 
 

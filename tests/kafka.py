@@ -80,9 +80,7 @@ async def read_until(
     await consumer.start()
     values: list[Any] = []
     try:
-        partitions = await _partitions(consumer, topic, timeout)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await _from_the_beginning(consumer, topic, timeout)
         deadline = time.monotonic() + timeout
         while not done(values):
             left = deadline - time.monotonic()
@@ -114,9 +112,7 @@ async def read_to_end(
     await consumer.start()
     values: list[Any] = []
     try:
-        partitions = await _partitions(consumer, topic, timeout)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        partitions = await _from_the_beginning(consumer, topic, timeout)
         deadline = time.monotonic() + timeout
         while not await _all_at_end(consumer, partitions):
             assert time.monotonic() < deadline, f"timed out after {timeout}s reading {topic} to its end"
@@ -126,6 +122,29 @@ async def read_to_end(
     finally:
         await consumer.stop()
     return values
+
+
+async def _from_the_beginning(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> list[TopicPartition]:
+    """Assign `consumer` every partition of `topic`, each at its beginning."""
+    partitions = await _partitions(consumer, topic, timeout)
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    return partitions
+
+
+def group_members(bootstrap: str, topic: str, group: str, count: int = 2) -> list[AIOKafkaConsumer]:
+    """`count` consumers (not started) of `topic` in `group`, with a 6 s session (Kafka's minimum)."""
+    return [
+        AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            enable_auto_commit=False,
+        )
+        for _ in range(count)
+    ]
 
 
 async def _all_at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:

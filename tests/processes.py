@@ -110,6 +110,11 @@ class Worker:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def tail(self, lines: int = 60) -> str:
+        """The end of this worker's log, for a failure's message."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
     def ensure_gone(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()

@@ -36,5 +36,7 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
     for name, result in results.items():
         assert result["orders"] > 0, name
         assert result["counted"] == result["orders"], name
+    for name in ("full", "full2"):  # and every approved payout was settled in the ledger
+        assert results[name]["settled_seconds"] >= results[name]["seconds"] > 0, name
     assert "| worker, full pipeline, 1 process |" in bench.stdout
     assert "worker p99 / raw aiokafka p99" in bench.stdout

@@ -22,6 +22,7 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import InvalidSessionTimeoutError
 from aiokafka.protocol.group import JoinGroupRequest
 
+from tests.kafka import group_members
 from tests.processes import free_port
 from worker.broker import BrokerProcess, embedded
 from worker.runtime.kafka import stop_consumer
@@ -243,17 +244,7 @@ async def test_a_member_that_rejoins_under_a_new_id_leaves_no_member_holding_the
     # What aiokafka does when a commit or heartbeat is answered ILLEGAL_GENERATION: it drops its member
     # id and joins as a new member, abandoning the old one (worker/runtime/kafka.py, rejoin_as_itself).
     await create(broker.bootstrap_servers, "rejoin", partitions=4)
-    members = [
-        AIOKafkaConsumer(
-            "rejoin",
-            bootstrap_servers=broker.bootstrap_servers,
-            group_id="g",
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            enable_auto_commit=False,
-        )
-        for _ in range(2)
-    ]
+    members = group_members(broker.bootstrap_servers, "rejoin", "g")
     try:
         for member in members:
             await member.start()
@@ -274,3 +265,37 @@ async def test_a_member_that_rejoins_under_a_new_id_leaves_no_member_holding_the
     finally:
         for member in members:  # leaving waits for the join in progress, if it never ends: not long
             await stop_consumer(member, 5)
+
+
+NOIDA_LONG_POLL = (
+    "a fetch with no data is answered at once, not held for fetch.max.wait.ms: an idle consumer "
+    "sends about 3,000 fetches a second (measured), on the CPU the worker shares"
+)
+
+
+@pytest.mark.parametrize("broker", [on("noida", noida_bug=NOIDA_LONG_POLL), on("tansu")], indirect=True)
+async def test_a_fetch_with_no_data_is_held_for_the_wait_the_consumer_asks(broker: BrokerProcess) -> None:
+    bootstrap = broker.bootstrap_servers
+    await create(bootstrap, "idle")
+    fetches = 0
+    sent = AIOKafkaClient.send
+
+    async def counting(self: AIOKafkaClient, node_id: int, request: object, **options: object) -> object:
+        nonlocal fetches
+        fetches += type(request).__name__.startswith("FetchRequest")
+        return await sent(self, node_id, request, **options)
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=500, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition("idle", 0)])
+        await consumer.seek_to_end(TopicPartition("idle", 0))
+        AIOKafkaClient.send = counting  # type: ignore[method-assign]
+        started = time.monotonic()
+        while time.monotonic() - started < 2:
+            await consumer.getmany(timeout_ms=500)
+    finally:
+        AIOKafkaClient.send = sent  # type: ignore[method-assign]
+        await consumer.stop()
+    # Apache Kafka holds each for 500 ms (4 in 2 s); Tansu for up to half of it.
+    assert fetches <= 20, f"{fetches} fetches in 2 s"

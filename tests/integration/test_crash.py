@@ -171,7 +171,7 @@ async def test_kill_9_twice_loses_nothing_and_settles_nothing_twice(
         elapsed = time.monotonic() - started
         # Everyone stops; only then is every partition read to its end, late repeats included.
         for worker in workers:
-            assert worker.stop() == 0
+            assert worker.stop() == 0, worker.tail()
         ledger = await read_to_end(bootstrap, f"{unique}-settlement-ledger-changelog", with_keys=True)
         approved = await read_to_end(bootstrap, f"{unique}-payouts-approved")
         rejected = await read_to_end(bootstrap, f"{unique}-payouts-rejected")

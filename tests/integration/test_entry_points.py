@@ -225,9 +225,11 @@ def test_ctrl_c_after_an_external_cluster_vanished_gives_up_in_one_line(run, tmp
     print(f"\nCtrl-C with the cluster gone: gave up after {took:.1f}s")
     assert started.process.returncode == EXIT_GAVE_UP
     lines = warnings_and_errors(started.output_since_mark())
-    assert len(lines) == 1, lines  # no flood of connection errors
-    [line] = lines
-    assert "the worker did not stop within 7s: the broker does not answer" in line
+    # No flood of connection errors (hundreds a second before the fix): the one give-up line, and at
+    # most one aiokafka error already on its way when the signal came (Python runs the signal's handler
+    # between two bytecodes: CI saw `Unable to update metadata` 2 ms after the signal, once).
+    assert len(lines) <= 2 and all("aiokafka" in line or "metadata" in line for line in lines[:-1]), lines
+    assert "the worker did not stop within 7s: the broker does not answer" in lines[-1]
 
 
 def test_faust_cli_runs_the_same_worker_against_an_external_broker(run, bootstrap, unique) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer
-
 from tests.integration.test_broker_quirks import create
+from tests.kafka import group_members
 from worker.runtime.kafka import rejoin_as_itself, stop_consumer
 
 
@@ -19,17 +18,7 @@ async def test_a_member_reset_by_a_stale_generation_rejoins_as_itself_and_the_gr
 ) -> None:
     topic = f"{unique}-members"
     await create(bootstrap, topic, partitions=4)
-    members = [
-        AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=f"{unique}-g",
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            enable_auto_commit=False,
-        )
-        for _ in range(2)
-    ]
+    members = group_members(bootstrap, topic, f"{unique}-g")
     try:
         for member in members:
             await member.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
 
 from tests.integration.test_pipeline import order
@@ -55,8 +57,9 @@ async def test_table_recovery_reads_a_changelog_to_its_very_end(bootstrap, start
     assert await app.consumer.highwaters(tp) == {tp: 12}
 
 
+@pytest.mark.parametrize("list_offsets", ["answers", "fails"])
 async def test_a_partition_never_committed_is_read_from_its_beginning_again_after_a_rebalance(
-    bootstrap, start_pipeline
+    bootstrap, start_pipeline, monkeypatch, list_offsets: str
 ) -> None:
     # In a rebalance, Faust throws away what a fetch returns while flow is stopped, then seeks every
     # partition back to the group's committed offset before it resumes. A partition the group had
@@ -64,6 +67,12 @@ async def test_a_partition_never_committed_is_read_from_its_beginning_again_afte
     # were never settled (and, on review-decisions, those decisions never applied).
     pipeline = await start_pipeline()
     app, consumer = pipeline.app, pipeline.app.consumer
+    if list_offsets == "fails":  # the broker does not say where the partition begins: seek there anyway
+
+        async def timed_out(*partitions: TP) -> None:
+            raise KafkaTimeoutError()
+
+        monkeypatch.setattr(consumer, "earliest_offsets", timed_out)
     await wait_for_stats(app.conf.web_port, lambda s: s["readiness"]["ready"])
     rejected = pipeline.topics.payouts_rejected.get_topic_name()
     partition = key_partition(b"s-1", app.conf.topic_partitions)

@@ -81,6 +81,8 @@ async def test_metrics_expose_faust_and_the_domain_in_prometheus_format(bootstra
     assert received == 4
     assert await poll_metric(port, ("streamline_pending_reviews", ()), 1) == 1  # o-big waits
     assert found[("streamline_stage_messages_total", (("stage", "orders-to-payouts"),))] == 7
+    # Its batches: at least one, at most one per message (messages / batches is its batch size).
+    assert 1 <= found[("streamline_stage_batches_total", (("stage", "orders-to-payouts"),))] <= 7
     found = samples((await fetch(port, "/metrics"))[1].decode())
     for partition in range(3):
         assert ("streamline_consumer_lag", (("partition", str(partition)), ("topic", approved))) in found

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from faust import web
 from faust.types import TP, StreamT, TableT
 
 from tests.brokers import QUIRKS
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, read_until
+from tests.processes import free_port
 from tests.reviews import TOKEN, decide, hold, pending_ids, stats, until, web_port
 from tests.stores import each_store
 from worker.runtime.app import PipelineApp, create_app
@@ -103,6 +107,18 @@ def writers_app(settings: Settings) -> tuple[PipelineApp, TableT[bytes, bytes], 
     return app, table, events.get_topic_name()
 
 
+@contextlib.asynccontextmanager
+async def restarted(settings: Settings) -> AsyncIterator[TableT[bytes, bytes]]:
+    """`writers_app` started again on the same files, its table recovered."""
+    again, recovered, _ = writers_app(settings)
+    await again.start()
+    try:
+        await wait_for(lambda: again.tables.recovery.completed.is_set() and not again.in_recovery)
+        yield recovered
+    finally:
+        await again.stop()
+
+
 @each_store
 async def test_a_table_is_written_from_events_timers_and_web_views(
     bootstrap, pipeline_settings, tmp_path: Path, table_store: str
@@ -122,13 +138,73 @@ async def test_a_table_is_written_from_events_timers_and_web_views(
     finally:
         await app.stop()
 
-    again, recovered, _ = writers_app(settings)
-    await again.start()
-    try:
-        await wait_for(lambda: again.tables.recovery.completed.is_set() and not again.in_recovery)
+    async with restarted(settings) as recovered:
         assert {key: recovered.get(key) for key in expected} == expected
+
+
+async def test_a_partition_that_comes_back_reopens_while_its_old_database_is_still_referenced(
+    bootstrap, pipeline_settings, tmp_path: Path
+) -> None:
+    # Faust dropped a revoked partition's database and left it to the garbage collector; while
+    # anything still held it (here a reader paging through the table), the partition's return to the
+    # same worker failed on RocksDB's lock for 30 s, and then the worker crashed.
+    settings = pipeline_settings(table_store="rocksdb://", data_dir=tmp_path / "a", topic_partitions=2)
+    app, table, events = writers_app(settings)
+    # No standby copies: the partition leaves the worker altogether, as it does with more workers.
+    app.conf.table_standby_replicas = 0
+    await app.start()
+    other = None
+    try:
+        keys = [f"k-{n}".encode() for n in range(8)]  # both partitions (murmur2)
+        await produce(bootstrap, events, [(key, b"x") for key in keys])
+        await wait_for(lambda: all(table.get(key) == b"event" for key in keys))
+        store: Any = table.data
+        # Readers half way through each partition keep its database alive (rocksdict's own iterators).
+        readers = [db.items() for db in store._dbs.values()]
+        assert len(readers) == 2 and all(next(iter(reader)) for reader in readers)
+
+        changelog = table.changelog_topic.get_topic_name()
+        both = {TP(changelog, 0), TP(changelog, 1)}
+        other = writers_app(
+            settings.model_copy(update={"data_dir": tmp_path / "b", "web_port": free_port()})
+        )[0]
+        await other.start()
+        await wait_for(lambda: len(app.assignor.assigned_actives() & both) == 1, timeout=60)
+        await other.stop()
+        other = None
+        await wait_for(lambda: app.assignor.assigned_actives() >= both and not app.rebalancing, timeout=60)
+        await wait_for(lambda: app.tables.recovery.completed.is_set() and not app.in_recovery)
+
+        await produce(bootstrap, events, [(key, b"y") for key in keys])
+        await wait_for(lambda: all(table.get(key) == b"event" for key in keys) and app._crash_reason is None)
+        assert {key: table.get(key) for key in keys} == dict.fromkeys(keys, b"event")
+        assert not app._crash_reason  # type: ignore[attr-defined]
+        del readers
     finally:
-        await again.stop()
+        if other is not None:
+            await other.stop()
+        await app.stop()
+
+
+async def test_a_write_after_the_store_stopped_is_an_error_and_leaves_nothing_open(
+    bootstrap, pipeline_settings, tmp_path: Path
+) -> None:
+    # A timer's or a view's write that came after the store's stop reopened the partition's database
+    # for good: the next worker in the same process could not open it (RocksDB's lock).
+    settings = pipeline_settings(table_store="rocksdb://", data_dir=tmp_path / "state", topic_partitions=2)
+    app, table, _ = writers_app(settings)
+    await app.start()
+    try:
+        await wait_for(lambda: table.get(b"timer") == b"timer")
+    finally:
+        await app.stop()
+    store: Any = table.data  # the write a timer makes while the app stops: its changelog record is sent
+    with pytest.raises(RuntimeError, match="after its store stopped"):
+        store[b"late"] = b"write"
+
+    async with restarted(settings) as recovered:
+        assert recovered.get(b"timer") == b"timer"
+        assert recovered.get(b"late") is None
 
 
 async def _get(port: int, path: str) -> int:

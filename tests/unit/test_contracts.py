@@ -22,6 +22,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import Producer, ProducerBuffer
 from faust.web.drivers.aiohttp import Web
+from mode.worker import Worker as ModeWorker
 
 #: (object, attribute, the runtime module that needs it)
 ATTRIBUTES: list[tuple[Any, str, str]] = [
@@ -34,6 +35,7 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (faust_consumer.Consumer, "getmany", "transport"),
     (faust_consumer.Consumer, "perform_seek", "transport"),
     (driver.Consumer, "earliest_offsets", "transport"),
+    (driver.AIOKafkaConsumerThread, "seek_to_beginning", "transport"),
     (faust_consumer.Consumer, "pause_partitions", "streams"),
     (faust_consumer.Consumer, "resume_partitions", "streams"),
     (driver.Consumer, "verify_event_path", "transport"),
@@ -57,12 +59,17 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (GroupCoordinator, "request_rejoin", "kafka"),
     (driver.Consumer, "_new_consumer_thread", "transport"),
     (driver.AIOKafkaConsumerThread, "on_start", "transport"),
+    # app.py: aiokafka's warnings held back from the moment a stop signal arrives (shutdown.py)
+    (ModeWorker, "install_signal_handlers", "app"),
     # streams.py: a Faust agent that acknowledges only after output
     (Stream, "noack", "streams"),
     (Stream, "events", "streams"),
     # stores.py: RocksDB writes outside a stream event
     (RocksDBStore, "_set", "stores"),
     (RocksDBStore, "_db_for_partition", "stores"),
+    (RocksDBStore, "_open_for_partition", "stores"),
+    (RocksDBStore, "revoke_partitions", "stores"),
+    (RocksDBStore, "reset_state", "stores"),
     (faust.Table, "_new_store_by_url", "stores"),
     # app.py: boot order, web and workers
     (BootStrategy, "web_server", "app"),
@@ -88,6 +95,11 @@ def test_the_consumer_state_the_fixes_read_is_still_made_by_faust() -> None:
         assert f"self.{name}" in source, (
             f"Faust's Consumer no longer keeps {name}: see worker/runtime/transport.py"
         )
+
+
+def test_the_consumer_still_delegates_to_its_thread() -> None:
+    source = inspect.getsource(faust_consumer.ThreadDelegateConsumer.__init__)
+    assert "self._thread" in source, "Faust's consumer has no _thread: see worker/runtime/transport.py"
 
 
 def test_the_consumer_parts_a_stop_closes_are_still_made_by_aiokafka() -> None:

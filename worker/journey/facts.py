@@ -69,7 +69,7 @@ class Facts:
         return facts
 
     def _owned_entry(self, payout_id: str) -> Settlement | None:
-        entry = self.ledger.table.get(payout_id)
+        entry = self.ledger.entry(payout_id)
         if entry is None:
             return None
         changelog = self.ledger.table.changelog_topic.get_topic_name()

@@ -7,6 +7,8 @@ their context and never import `worker.main`, which would load the app twice.
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,11 @@ class _Worker(faust.Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+
+    def install_signal_handlers(self) -> None:
+        super().install_signal_handlers()
+        if sys.platform != "win32":
+            shutdown.quiet_from_the_signal(signal.SIGINT, signal.SIGTERM)
 
     async def stop(self) -> None:
         # Faust's stop has no limit when the broker does not answer: this one has (`worker.shutdown`).

@@ -182,6 +182,7 @@ class BatchAgent(Service):
         self.runner.end_batch(outbox)
         delivery = await self.publisher.publish(outbox)
         handled = {tp: records for tp, records in batch.items() if records}
+        self.observer.batch(self.name)
         self._account(handled)
         return _Sent(delivery, {tp: records[-1].offset + 1 for tp, records in handled.items()})
 

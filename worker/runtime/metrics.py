@@ -37,6 +37,8 @@ class ObserverCollector(Collector):
         """One family per count, then one per reading."""
         observer = self.observer
         yield _counter("streamline_stage_messages", "Messages a stage took", "stage", observer.handled)
+        batches = "Batches a stage handled (messages / batches: its batch size)"
+        yield _counter("streamline_stage_batches", batches, "stage", observer.batches)
         yield _counter(
             "streamline_dead_letters", "Dead letters delivered, by reason", "reason", observer.dead_letters
         )

@@ -40,6 +40,7 @@ class Observer:
     consumed: Counter[str] = field(default_factory=Counter)  #: messages taken by a stage, per topic
     produced: Counter[str] = field(default_factory=Counter)  #: messages the broker confirmed, per topic
     handled: Counter[str] = field(default_factory=Counter)  #: messages taken, per stage
+    batches: Counter[str] = field(default_factory=Counter)  #: handler batches run, per stage
     dead_letters: Counter[str] = field(default_factory=Counter)  #: per reason
     processing_errors: Counter[str] = field(default_factory=Counter)  #: per stage
     outcomes: Counter[str] = field(default_factory=Counter)  #: per outcome a stage named
@@ -61,6 +62,10 @@ class Observer:
         """Stage `stage` took `count` messages of `topic`."""
         self.consumed[topic] += count
         self.handled[stage] += count
+
+    def batch(self, stage: str) -> None:
+        """Stage `stage` ran a batch (what `took` counted since is handled together)."""
+        self.batches[stage] += 1
 
     def delivered(self, messages: Iterable[Any]) -> None:
         """The broker confirmed `messages` (`worker.runtime.outbox.Message`)."""

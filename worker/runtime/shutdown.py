@@ -20,9 +20,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ EXIT_GAVE_UP = 1
 _cleanups: list[Callable[[], None]] = []
 _gone: list[Callable[[], bool]] = []
 _stopping = threading.Event()
+#: The stop signals received: set by the signal handler itself, before the event loop gets to them.
+_signalled: list[int] = []
 
 
 def on_give_up(cleanup: Callable[[], None], gone: Callable[[], bool] = lambda: False) -> None:
@@ -42,6 +47,23 @@ def on_give_up(cleanup: Callable[[], None], gone: Callable[[], bool] = lambda: F
     whether that broker has exited already (its clients' errors are not worth a line then)."""
     _cleanups.append(cleanup)
     _gone.append(gone)
+
+
+def quiet_from_the_signal(*signals: signal.Signals) -> None:
+    """From the moment one of `signals` arrives, aiokafka's warnings are held back (`QuietClients`):
+    the event loop, which starts the stop, may get to the signal only after the consumer thread has
+    logged a few more failed connections. Call after the event loop's handlers are installed (it
+    still gets the signal: the wakeup fd is written before any Python handler runs)."""
+    for number in signals:
+        previous = signal.getsignal(number)
+
+        def noted(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            _signalled.append(signum)  # no lock here: a signal handler must not wait
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(number, noted)
+        signal.siginterrupt(number, False)  # as the event loop had it: no EINTR in any thread's calls
 
 
 def bound_stop(timeout: float = STOP_TIMEOUT_S) -> None:
@@ -83,4 +105,5 @@ class QuietClients(logging.Filter):
             return True
         if any(gone() for gone in _gone):
             return False
-        return not (_stopping.is_set() and record.name.startswith("aiokafka"))
+        stopping = _stopping.is_set() or bool(_signalled)
+        return not (stopping and record.name.startswith("aiokafka"))

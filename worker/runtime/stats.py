@@ -69,6 +69,7 @@ def register(app: PipelineApp, topics: Topics, observer: Observer, summary: Summ
             uptime_s=time.monotonic() - started,
         )
         document["processing_errors"] = dict(observer.processing_errors)
+        document["batches"] = dict(observer.batches)
         document.update({name: section() for name, section in observer.sections.items()})
         return document
 

@@ -20,7 +20,7 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.stores import by_url
 from faust.stores.rocksdb import Store as FaustRocksDBStore
-from faust.types import StoreT
+from faust.types import TP, StoreT
 from yarl import URL
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,50 @@ CLEAN_STOP = "clean-stop"
 
 
 class RocksDBStore(FaustRocksDBStore):
-    """Faust's RocksDB store; a write to a `use_partitioner` table goes to its key's partition."""
+    """Faust's RocksDB store; a write to a `use_partitioner` table goes to its key's partition, and a
+    partition's database stays open from its first use to the store's stop.
+
+    Faust drops a revoked partition's database and relies on the garbage collector to close it; while
+    anything still holds it, reopening that partition in the same process fails on RocksDB's lock
+    (`lock hold by current process`), for 30 s of retries, and then the worker crashes. Here a revoked
+    partition's database is set aside, open, and taken back if the partition comes back; the store's
+    stop closes every one, and a write after it is an error rather than a database reopened for good.
+    """
+
+    _parked: dict[int, Any]
+    _closed = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._parked = {}
+
+    def _open_for_partition(self, partition: int) -> Any:
+        if self._closed:
+            raise RuntimeError(
+                f"table {self.table.name!r}: partition {partition} used after its store stopped"
+            )
+        parked = self._parked.pop(partition, None)
+        return parked if parked is not None else super()._open_for_partition(partition)
+
+    def revoke_partitions(self, table: Any, tps: set[TP]) -> None:
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics and tp.partition in self._dbs:
+                self._parked[tp.partition] = self._dbs.pop(tp.partition)
+
+    def reset_state(self) -> None:
+        self._close_all()
+        super().reset_state()
+
+    async def stop(self) -> None:
+        self._closed = True
+        self._close_all()
+        await super().stop()
+
+    def _close_all(self) -> None:
+        """Close every partition's database, assigned or set aside (Faust then forgets `_dbs`)."""
+        for db in [*self._dbs.values(), *self._parked.values()]:
+            db.close()
+        self._parked.clear()
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         if not self.table.use_partitioner:

@@ -64,6 +64,7 @@ class StreamEngine:
     async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
         """Process `events`; acknowledge those done with once their output is on the broker."""
         out, done = Outbox(), []
+        self.observer.batch(self.runner.name)
         for event in events:
             message = event.message
             if message.tp in self.halts:  # fetched again once the partition is skipped past

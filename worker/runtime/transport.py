@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
@@ -93,11 +95,20 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         """Back to the committed offsets, and each partition the group never committed back to its
         beginning (Faust's seek leaves those where the fetcher stopped: see 4. above)."""
         await super().perform_seek()
-        acking = self.app.topics.acks_enabled_for
+        generation, acking = self.app.consumer_generation_id, self.app.topics.acks_enabled_for
         never = [
             tp for tp in self.assignment() if acking(tp.topic) and self._committed_offset.get(tp) is None
         ]
-        self._start = dict(await self.earliest_offsets(*never)) if never else {}
+        try:
+            starts = await self.earliest_offsets(*never) if never else {}
+        except KafkaError as exc:  # aiokafka finds the beginning itself; the commit is not held there
+            logger.warning("could not read where %d partition(s) begin (%r): seeking to it", len(never), exc)
+            await self._thread.seek_to_beginning(*(TopicPartition(tp.topic, tp.partition) for tp in never))
+            starts = {}
+        if self.app.consumer_generation_id != generation:
+            return  # a rebalance since: the seek of the new assignment does this
+        assigned = self.assignment()
+        self._start = {tp: offset for tp, offset in starts.items() if tp in assigned and offset >= 0}
         for tp, offset in self._start.items():
             await self.seek(tp, offset)
 

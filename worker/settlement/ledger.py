@@ -22,9 +22,10 @@ import faust
 import orjson
 from faust.types import TableT
 
+from worker import wire
 from worker.payouts.records import Payout
 from worker.runtime.context import Context
-from worker.wire import RECORD_OPTIONS
+from worker.wire import RECORD_OPTIONS, checked, encode
 
 
 class Settlement(faust.Record, namespace="streamline.Settlement", **RECORD_OPTIONS):
@@ -63,36 +64,87 @@ def settle(existing: Settlement | None, payout: Payout, state: str) -> Settle:
     return Settle.DUPLICATE if same else Settle.CONFLICT
 
 
-def ledger_totals(
-    entries: Iterable[Settlement], owned: Container[int], outcomes: Mapping[str, int]
-) -> dict[str, Any]:
-    """Count and sum of net by state and currency over the ledger partitions this worker owns."""
-    counts: Counter[tuple[str, str]] = Counter()
-    sums: dict[tuple[str, str], Decimal] = {}
-    for entry in entries:
-        if entry.ledger_partition in owned:
-            key = (entry.state, entry.currency)
-            counts[key] += 1
-            sums[key] = sums.get(key, Decimal("0")) + entry.net
+def decode_settlement(raw: bytes) -> Settlement:
+    """A ledger entry as the table keeps it (the JSON of its changelog), or InvalidRecord."""
+    fields = wire.json_object(raw, limit=None)
+    return checked(
+        Settlement,
+        payout_id=wire.text(fields, "payout_id"),
+        seller_id=wire.text(fields, "seller_id"),
+        state=wire.text(fields, "state"),
+        net=wire.money(fields, "net", positive=False),
+        currency=wire.text(fields, "currency"),
+        settled_at=wire.moment(fields, "settled_at"),
+        ledger_partition=wire.count(fields, "ledger_partition") or 0,
+        offset=wire.count(fields, "offset"),
+    )
+
+
+@dataclass
+class Tally:
+    """Count and sum of net by (state, currency): one ledger partition's totals."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sums: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+
+    def add(self, entry: Settlement) -> None:
+        key = (entry.state, entry.currency)
+        self.counts[key] += 1
+        self.sums[key] = self.sums.get(key, Decimal("0")) + entry.net
+
+
+def ledger_totals(tallies: Iterable[Tally], outcomes: Mapping[str, int]) -> dict[str, Any]:
+    """Count and sum of net by state and currency over `tallies` (the partitions a worker owns)."""
+    total = Tally()
+    for tally in tallies:
+        total.counts.update(tally.counts)
+        for key, net in tally.sums.items():
+            total.sums[key] = total.sums.get(key, Decimal("0")) + net
     by_state: dict[str, dict[str, dict[str, Any]]] = {}
-    for (state, currency), count in sorted(counts.items()):
-        by_state.setdefault(state, {})[currency] = {"count": count, "net": str(sums[(state, currency)])}
+    for (state, currency), count in sorted(total.counts.items()):
+        by_state.setdefault(state, {})[currency] = {"count": count, "net": str(total.sums[(state, currency)])}
     return {
-        "settled": sum(counts.values()),
+        "settled": sum(total.counts.values()),
         "by_state": by_state,
         "duplicates_collapsed": outcomes.get("duplicate", 0),
         "conflicts": outcomes.get("conflict", 0),
     }
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ledger:
-    """The ledger table (payout_id -> Settlement), and what this worker's settlement stage saw."""
+    """The ledger table (payout_id -> the entry's JSON), its totals, and what this worker's
+    settlement stage saw.
 
-    table: TableT[str, Settlement]
+    Entries are kept as their changelog's bytes, not as records: 100,000 settled payouts took 103 MB as
+    records and 36 MB as bytes. So the totals of `/stats` are kept per partition as entries are
+    written, and counted again from the table whenever a rebalance's recovery completes (the table's
+    entries then are all there is: restored, taken over, or left by another worker).
+    """
+
+    table: TableT[str, bytes]
     #: order_id -> the seller ids whose payout for it settled (a JSON list), on the sellers' partition.
     orders: TableT[bytes, bytes]
     seen: Counter[str] = field(default_factory=Counter)  #: new, duplicate, conflict
+    tallies: dict[int, Tally] = field(default_factory=dict)
+
+    def entry(self, payout_id: str) -> Settlement | None:
+        """The payout's ledger entry, if it is settled."""
+        raw = self.table.get(payout_id)
+        return None if raw is None else decode_settlement(raw)
+
+    def record(self, entry: Settlement) -> None:
+        """Write a new entry, and count it."""
+        self.table[entry.payout_id] = wire.stored(encode(entry))
+        self.tallies.setdefault(entry.ledger_partition, Tally()).add(entry)
+
+    def recount(self) -> None:
+        """Count every entry of the table again."""
+        tallies: dict[int, Tally] = {}
+        for raw in self.table.values():
+            entry = decode_settlement(raw)
+            tallies.setdefault(entry.ledger_partition, Tally()).add(entry)
+        self.tallies = tallies
 
     def index(self, order_id: str, seller_id: str) -> None:
         """Remember that the payout of `seller_id` for `order_id` settled."""
@@ -107,7 +159,7 @@ class Ledger:
 
     def totals(self, owned: Container[int]) -> dict[str, Any]:
         """This worker's part of `/stats`: the partitions it owns, and what it saw since start."""
-        return ledger_totals(self.table.values(), owned, self.seen)
+        return ledger_totals((t for p, t in self.tallies.items() if p in owned), self.seen)
 
 
 def register(ctx: Context) -> Ledger:
@@ -124,10 +176,14 @@ def register(ctx: Context) -> Ledger:
         )
 
     ledger = Ledger(
-        table("settlement-ledger", str, Settlement, "Final state of every payout, written once."),
+        table("settlement-ledger", str, bytes, "Final state of every payout, written once."),
         table("settlement-orders", bytes, bytes, "The sellers whose payout for an order id settled."),
     )
     approved = ctx.topics.payouts_approved.get_topic_name()
+
+    @ledger.table.on_recover
+    async def recount() -> None:
+        ledger.recount()
 
     def owned() -> set[int]:
         assigned = ctx.app.assignor.assigned_actives()

@@ -21,27 +21,29 @@ def settlement(ctx: Context, ledger: Ledger) -> Stage[Payout]:
     """The `settlement` stage: record each payout's final state once; refuse a conflicting repeat."""
     topics = ctx.topics
     states = {topics[name].get_topic_name(): state for name, state in STATES.items()}
-    table, seen = ledger.table, ledger.seen
+    seen = ledger.seen
 
     def handle(payout: Payout, out: Outbox) -> None:
         assert out.source is not None
         state = states[out.source.topic]
-        outcome = settle(table.get(payout.payout_id), payout, state)
+        outcome = settle(ledger.entry(payout.payout_id), payout, state)
         seen[outcome.value] += 1
         if outcome is Settle.CONFLICT:
             detail = f"payout {payout.payout_id} is already settled differently"
             raise InvalidRecord(Reason.CONFLICTING_DUPLICATE, detail)
         if outcome is Settle.NEW:
-            table[payout.payout_id] = checked(
-                Settlement,
-                payout_id=payout.payout_id,
-                seller_id=payout.seller_id,
-                state=state,
-                net=payout.net,
-                currency=payout.currency,
-                settled_at=datetime.now(UTC),
-                ledger_partition=out.source.partition,
-                offset=out.source.offset,
+            ledger.record(
+                checked(
+                    Settlement,
+                    payout_id=payout.payout_id,
+                    seller_id=payout.seller_id,
+                    state=state,
+                    net=payout.net,
+                    currency=payout.currency,
+                    settled_at=datetime.now(UTC),
+                    ledger_partition=out.source.partition,
+                    offset=out.source.offset,
+                )
             )
             ledger.index(payout.order_id, payout.seller_id)
 
