@@ -54,6 +54,8 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (GroupCoordinator, "_stop_heartbeat_task", "kafka"),
     (GroupCoordinator, "_stop_commit_offsets_refresh_task", "kafka"),
     (Fetcher, "close", "kafka"),
+    # kafka.py: a consumer waits after a fetch that brought nothing
+    (Fetcher, "_proc_fetch_request", "kafka"),
     # kafka.py: a consumer rejoins under its own member id
     (GroupCoordinator, "reset_generation", "kafka"),
     (GroupCoordinator, "request_rejoin", "kafka"),
@@ -111,6 +113,13 @@ def test_the_consumer_parts_a_stop_closes_are_still_made_by_aiokafka() -> None:
     assert "self._coordination_task" in inspect.getsource(GroupCoordinator.__init__), (
         "see worker/runtime/kafka.py"
     )
+
+
+def test_the_fetcher_still_looks_its_fetch_step_up_on_itself_and_keeps_its_wait() -> None:
+    # hold_empty_fetches replaces the step on the instance: the fetch loop must call it through self,
+    # and take a falsy result as "no new data".
+    assert "self._proc_fetch_request(" in inspect.getsource(Fetcher._fetch_requests_routine)
+    assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher.__init__), "see worker/runtime/kafka.py"
 
 
 def test_the_group_join_steps_still_reset_the_generation_themselves() -> None:

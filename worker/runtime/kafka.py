@@ -171,6 +171,35 @@ async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
 
 
 #: aiokafka's group join and sync, whose UNKNOWN_MEMBER_ID answers mean the broker does not know the id.
+#: The least time between a fetch that brought nothing and the next one (see `hold_empty_fetches`).
+EMPTY_FETCH_HOLD_S = 0.01
+
+
+def hold_empty_fetches(client: AIOKafkaConsumer, hold: float = EMPTY_FETCH_HOLD_S) -> None:
+    """Make a started consumer wait out the rest of `hold` (at most its own fetch.max.wait.ms) after a
+    fetch that brought no record, before it fetches again from that broker.
+
+    A Kafka broker holds such a fetch itself, until data arrives or fetch.max.wait.ms passes, so
+    there this waits for nothing. noida-db answers it at once: an idle consumer sent about 3,000
+    fetches a second (test_broker_quirks.py), and an idle worker, with Faust's consumer and one per
+    batch stage, used a whole core (test_idle.py). The cost: a record that arrives during the wait is
+    fetched up to `hold` later.
+    """
+    fetcher = client._fetcher
+    wait = min(hold, fetcher._fetch_max_wait_ms / 1000)
+    fetch = fetcher._proc_fetch_request
+
+    async def proc_fetch_request(assignment: Any, node_id: int, request: Any) -> bool:
+        started = time.monotonic()
+        brought = bool(await fetch(assignment, node_id, request))
+        left = wait - (time.monotonic() - started)
+        if not brought and left > 0:
+            await asyncio.sleep(left)
+        return brought
+
+    fetcher._proc_fetch_request = proc_fetch_request
+
+
 JOIN_STEPS = frozenset({"perform_group_join", "_send_sync_group_request"})
 
 
