@@ -9,7 +9,8 @@ import orjson
 
 from tests.integration.test_review_cli import command
 from tests.kafka import produce, read_until
-from tests.reviews import TOKENS, big_order, call, decide, tokens_file, until, web_port
+from tests.processes import free_port
+from tests.reviews import TOKENS, big_order, call, decide, stats, tokens_file, until, web_port
 from worker.payouts.rules import payout_id_for
 
 ORDER_TIME = "2026-11-28T10:00:00Z"
@@ -106,3 +107,34 @@ async def test_the_journey_of_an_approved_a_held_and_a_rejected_payout(bootstrap
     assert "reject by bob" in out and "stolen card" in out
     code, out, err = await command("payouts", "show", "po-unknown", "--json", cwd=tmp_path, **env)
     assert code == 1 and "HTTP 404" in err
+
+
+async def test_two_workers_answer_and_one_out_of_reach_is_named(bootstrap, start_pipeline, tmp_path):
+    # Worker two advertises an address nothing answers on (as a wrong WEB_ADVERTISED_URL would):
+    # worker one cannot ask it for its part, and says so instead of answering 404.
+    settings = {"review_tokens_file": tokens_file(tmp_path), "topic_partitions": 4}
+    ports, nowhere = [free_port(), free_port()], f"http://127.0.0.1:{free_port()}"
+    one = await start_pipeline(**settings, web_port=ports[0])
+    await start_pipeline(**settings, web_port=ports[1], web_advertised_url=nowhere)
+    sellers = [f"s-w{n}" for n in range(8)]
+    orders = one.topics.orders.get_topic_name()
+    await produce(bootstrap, orders, [(s.encode(), order(f"o-{s}", s, "50.00")) for s in sellers])
+    payout_ids = [payout_id_for(s, f"o-{s}") for s in sellers]
+
+    async def settled() -> list[int]:
+        return [(await stats(port))["ledger"]["settled"] for port in ports]
+
+    owned = await until(settled, lambda counts: 0 not in counts and sum(counts) == len(sellers))
+    print(f"settled per worker: {owned}")
+
+    bob = TOKENS["bob"]
+    from_two = [await call(ports[1], "GET", f"/payouts/{p}", token=bob) for p in payout_ids]
+    assert [status for status, _ in from_two] == [200] * len(sellers)  # worker one answers it
+    assert {j["status"] for _, j in from_two} == {"settled (approved)"}
+    assert all(j["unreachable_workers"] == [] for _, j in from_two)
+
+    from_one = [await call(ports[0], "GET", f"/payouts/{p}", token=bob) for p in payout_ids]
+    own, others = [j for s, j in from_one if s == 200], [j for s, j in from_one if s == 503]
+    assert (len(own), len(others)) == (owned[0], owned[1]), from_one
+    assert all(j["unreachable_workers"] == [nowhere] for j in own)
+    assert all(nowhere in j["error"] and "try again" in j["error"] for j in others)

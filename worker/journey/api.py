@@ -38,10 +38,10 @@ def register(app: PipelineApp, facts: Facts, settings: Settings) -> None:
     class PayoutJourney(web.View):
         @guarded
         async def get(self, request: web.Request, payout_id: str) -> web.Response:
-            """One payout's journey."""
+            """One payout's journey, and the workers that did not answer (their part is missing)."""
             found, missing = await gather.journeys(request, [payout_id])
             if found:
-                return _json(self, found[0])
+                return _json(self, {**found[0], "unreachable_workers": missing})
             return _unknown(self, f"payout {payout_id}", missing)
 
     @app.page("/journey-facts", name="journey-facts")

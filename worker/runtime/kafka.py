@@ -194,7 +194,10 @@ def hold_empty_fetches(client: AIOKafkaConsumer, hold: float = EMPTY_FETCH_HOLD_
         brought = bool(await fetch(assignment, node_id, request))
         left = wait - (time.monotonic() - started)
         if not brought and left > 0:
-            await asyncio.sleep(left)
+            # Cancelled (a close, a lost assignment): return as aiokafka's own step does, since the
+            # fetcher's close awaits its cancelled steps without expecting them to raise.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(left)
         return brought
 
     fetcher._proc_fetch_request = proc_fetch_request
