@@ -188,26 +188,26 @@ def items(fields: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     return [as_object(item, f"{name}[{n}]") for n, item in enumerate(value)]
 
 
-def encode(value: faust.Record | Mapping[str, Any] | str | bytes) -> bytes:
-    """Serialize a record, a dict, a str or bytes to the bytes that go on the wire."""
+def encode(value: faust.Record | Mapping[str, Any] | list[Any] | str | bytes) -> bytes:
+    """Serialize a record, a dict, a list, a str or bytes to the bytes that go on the wire."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, faust.Record):
         value = value.asdict()
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping | list):
         return orjson.dumps(value, default=_json_default, option=orjson.OPT_UTC_Z)
-    raise TypeError(f"cannot publish a {type(value).__name__}: give a Record, dict, str or bytes")
+    raise TypeError(f"cannot publish a {type(value).__name__}: give a Record, dict, list, str or bytes")
 
 
-def stored(data: bytes) -> bytes:
-    """`data` to keep for long, in a table: an exact-size copy.
+def stored(value: faust.Record | Mapping[str, Any] | list[Any]) -> bytes:
+    """`value`'s JSON (`encode`) to keep for long, in a table: an exact-size copy.
 
     orjson's output keeps the memory of its whole write buffer: 100,000 ledger entries of ~180 bytes
     took 424 MB of RSS as orjson returned them and 36 MB as copies (measured).
     """
-    return bytes(memoryview(data))
+    return bytes(memoryview(encode(value)))
 
 
 def _json_default(value: Any) -> Any:

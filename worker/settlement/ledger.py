@@ -25,7 +25,7 @@ from faust.types import TableT
 from worker import wire
 from worker.payouts.records import Payout
 from worker.runtime.context import Context
-from worker.wire import RECORD_OPTIONS, checked, encode
+from worker.wire import RECORD_OPTIONS, checked
 
 
 class Settlement(faust.Record, namespace="streamline.Settlement", **RECORD_OPTIONS):
@@ -135,7 +135,7 @@ class Ledger:
 
     def record(self, entry: Settlement) -> None:
         """Write a new entry, and count it."""
-        self.table[entry.payout_id] = wire.stored(encode(entry))
+        self.table[entry.payout_id] = wire.stored(entry)
         self.tallies.setdefault(entry.ledger_partition, Tally()).add(entry)
 
     def recount(self) -> None:
@@ -150,7 +150,7 @@ class Ledger:
         """Remember that the payout of `seller_id` for `order_id` settled."""
         sellers = self.sellers_of(order_id)
         if seller_id not in sellers:
-            self.orders[order_id.encode()] = orjson.dumps([*sellers, seller_id])
+            self.orders[order_id.encode()] = wire.stored([*sellers, seller_id])
 
     def sellers_of(self, order_id: str) -> list[str]:
         """The sellers whose payout for `order_id` settled here (usually one)."""
