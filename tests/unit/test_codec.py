@@ -134,12 +134,13 @@ def test_the_edges_of_the_utc_range_are_times_like_any_other(moment: str) -> Non
     assert decode({**SEED, "created_at": moment}).created_at.tzinfo is UTC
 
 
-def test_encode_accepts_records_dicts_str_and_bytes_and_nothing_else() -> None:
+def test_encode_accepts_records_dicts_lists_str_and_bytes_and_nothing_else() -> None:
     assert encode(b"\x00raw") == b"\x00raw"
     assert encode("héllo") == "héllo".encode()
     assert orjson.loads(encode({"amount": Decimal("1.50"), "at": NOW})) == {
         "amount": "1.50",
         "at": "2026-11-28T12:00:00Z",
     }
-    with pytest.raises(TypeError, match="Record, dict, str or bytes"):
+    assert orjson.loads(encode([Decimal("2.00"), "s-1"])) == ["2.00", "s-1"]
+    with pytest.raises(TypeError, match="Record, dict, list, str or bytes"):
         encode(12)  # type: ignore[arg-type]
