@@ -122,14 +122,6 @@ def test_the_fetcher_still_looks_its_fetch_step_up_on_itself_and_keeps_its_wait(
     assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher.__init__), "see worker/runtime/kafka.py"
 
 
-def test_faust_still_hands_each_fetched_message_over_as_the_consumer_expects() -> None:
-    # AtLeastOnceConsumer.wait_first awaits this hand-over directly while flow is not suspended.
-    source = inspect.getsource(faust_consumer.Consumer._drain_messages)
-    assert "self.wait_first(" in source and "callback(message), self.suspend_flow.wait()" in source, (
-        "see worker/runtime/transport.py (wait_first)"
-    )
-
-
 def test_the_group_join_steps_still_reset_the_generation_themselves() -> None:
     from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 

@@ -114,24 +114,6 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         for tp, offset in self._start.items():
             await self.seek(tp, offset)
 
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
-        """Faust's fetch loop (`_drain_messages`) hands each message to the streams as
-        `wait_first(callback(message), suspend_flow.wait())`: two tasks and a wait per message, and
-        each stream woken for one event. While flow is not suspended, that hand-over is awaited
-        directly: the streams then take what a fetch brought in batches. (A hand-over held up by a
-        full queue still ends at a rebalance: clearing the queues, which every rebalance does,
-        cancels its waits.) Every other wait is mode's."""
-        if not self._is_handover(coros) or self.suspend_flow.is_set():
-            return await super().wait_first(*coros, timeout=timeout)
-        handover, suspended = coros
-        suspended.close()  # never awaited
-        await handover
-        return None
-
-    def _is_handover(self, coros: tuple[Any, ...]) -> bool:
-        frame = getattr(coros[-1], "cr_frame", None) if len(coros) == 2 else None
-        return frame is not None and frame.f_locals.get("self") is self.suspend_flow
-
     def verify_event_path(self, now: float, tp: TP) -> None:
         """Faust's stall check is off: it logged multi-line "Stream has not started processing" ERRORs
         for healthy partitions after five minutes. `/readyz` (`worker.progress`) does that job."""
