@@ -170,7 +170,6 @@ async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
         return False
 
 
-#: aiokafka's group join and sync, whose UNKNOWN_MEMBER_ID answers mean the broker does not know the id.
 #: The least time between a fetch that brought nothing and the next one (see `hold_empty_fetches`).
 EMPTY_FETCH_HOLD_S = 0.01
 
@@ -203,6 +202,7 @@ def hold_empty_fetches(client: AIOKafkaConsumer, hold: float = EMPTY_FETCH_HOLD_
     fetcher._proc_fetch_request = proc_fetch_request
 
 
+#: aiokafka's group join and sync, whose UNKNOWN_MEMBER_ID answers mean the broker does not know the id.
 JOIN_STEPS = frozenset({"perform_group_join", "_send_sync_group_request"})
 
 
