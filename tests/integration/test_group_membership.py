@@ -10,7 +10,7 @@ import asyncio
 
 from tests.integration.test_broker_quirks import create
 from tests.kafka import group_members
-from worker.runtime.kafka import rejoin_as_itself, stop_consumer
+from worker.runtime.kafka import accept_empty_assignments, rejoin_as_itself, stop_consumer
 
 
 async def test_a_member_reset_by_a_stale_generation_rejoins_as_itself_and_the_group_shares_again(
@@ -38,3 +38,28 @@ async def test_a_member_reset_by_a_stale_generation_rejoins_as_itself_and_the_gr
     finally:
         for member in members:
             await stop_consumer(member, 5)
+
+
+async def test_a_sync_that_assigns_this_member_no_bytes_leaves_it_with_no_partitions(
+    bootstrap, unique
+) -> None:
+    # A broker answers a member its leader left out with empty assignment bytes; aiokafka could not
+    # decode them and the worker crashed ("unpack requires a buffer of 2 bytes", once in CI's bench).
+    topic = f"{unique}-empty"
+    await create(bootstrap, topic, partitions=2)
+    [member] = group_members(bootstrap, topic, f"{unique}-g", count=1)
+    try:
+        await member.start()
+        accept_empty_assignments(member)
+
+        async def assigned() -> None:
+            while len(member.assignment()) != 2:
+                await member.getmany(timeout_ms=100)
+
+        await asyncio.wait_for(assigned(), 60)
+        coordinator = member._coordinator
+        # The answer such a sync brings, handed to the consumer as aiokafka's join step hands it over.
+        await coordinator._on_join_complete(coordinator.generation, coordinator.member_id, "roundrobin", b"")
+        assert member.assignment() == set()
+    finally:
+        await stop_consumer(member, 5)

@@ -56,6 +56,8 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (Fetcher, "close", "kafka"),
     # kafka.py: a consumer waits after a fetch that brought nothing
     (Fetcher, "_proc_fetch_request", "kafka"),
+    # kafka.py: an empty assignment is no partitions
+    (GroupCoordinator, "_on_join_complete", "kafka"),
     # kafka.py: a consumer rejoins under its own member id
     (GroupCoordinator, "reset_generation", "kafka"),
     (GroupCoordinator, "request_rejoin", "kafka"),
@@ -120,6 +122,12 @@ def test_the_fetcher_still_looks_its_fetch_step_up_on_itself_and_keeps_its_wait(
     # and take a falsy result as "no new data".
     assert "self._proc_fetch_request(" in inspect.getsource(Fetcher._fetch_requests_routine)
     assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher.__init__), "see worker/runtime/kafka.py"
+
+
+def test_the_coordinator_still_completes_a_join_through_itself() -> None:
+    # accept_empty_assignments replaces the step on the instance.
+    source = inspect.getsource(GroupCoordinator)
+    assert "await self._on_join_complete(" in source, "see worker/runtime/kafka.py"
 
 
 def test_the_group_join_steps_still_reset_the_generation_themselves() -> None:

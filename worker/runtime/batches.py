@@ -34,7 +34,7 @@ from mode import Service
 from worker.runtime import transport
 from worker.runtime.app import PipelineApp
 from worker.runtime.halts import Halt, Halts
-from worker.runtime.kafka import hold_empty_fetches, kafka_consumer, rejoin_as_itself, stop_consumer
+from worker.runtime.kafka import harden, kafka_consumer, stop_consumer
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Outbox
 from worker.runtime.progress import PartitionProgress
@@ -92,8 +92,7 @@ class BatchAgent(Service):
             self.app.settings, group=f"{self.app.conf.id}-{self.name}", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
         )
         await self._client.start()
-        rejoin_as_itself(self._client)
-        hold_empty_fetches(self._client)
+        harden(self._client)
         # Subscribing after start: the group join (seconds) goes on in the background, so the
         # worker's other agents and services start meanwhile, and every agent joins at once.
         self._client.subscribe(list(self.channel.topics), listener=_Handover(self))

@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.protocol import ConsumerProtocol
 from aiokafka.protocol.commit import OffsetCommitRequest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
@@ -168,6 +169,38 @@ async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
         await client._fetcher.close()
         await client._client.close()
         return False
+
+
+def harden(client: AIOKafkaConsumer) -> None:
+    """What every group consumer of the worker gets once started: it rejoins as itself, it does not
+    repeat a fetch that brought nothing at once, and an empty assignment is no partitions."""
+    rejoin_as_itself(client)
+    hold_empty_fetches(client)
+    accept_empty_assignments(client)
+
+
+#: A member's assignment with no partitions, as the consumer protocol writes it.
+NO_ASSIGNMENT = ConsumerProtocol.ASSIGNMENT(0, [], b"").encode()
+
+
+def accept_empty_assignments(client: AIOKafkaConsumer) -> None:
+    """Take a group sync that gives this member empty assignment bytes as "no partitions".
+
+    A group's leader may leave a member out of its assignments (one that joined as the leader
+    assigned), and the broker then answers that member's sync with no bytes at all. aiokafka fails to
+    decode them ("unpack requires a buffer of 2 bytes"), its coordination fails, and the worker
+    crashed (seen once, in `make test`'s bench smoke run with two workers on noida-db). With no
+    partitions the member waits for the next rebalance, as Kafka's Java client does.
+    """
+    coordinator = client._coordinator
+    if coordinator is None:
+        return
+    join_complete = coordinator._on_join_complete
+
+    async def on_join_complete(generation: int, member_id: str, protocol: str, assigned: bytes) -> Any:
+        return await join_complete(generation, member_id, protocol, assigned or NO_ASSIGNMENT)
+
+    coordinator._on_join_complete = on_join_complete
 
 
 #: The least time between a fetch that brought nothing and the next one (see `hold_empty_fetches`).

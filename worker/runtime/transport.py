@@ -19,7 +19,7 @@ from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from worker.runtime.kafka import fetched_highwaters, hold_empty_fetches, rejoin_as_itself
+from worker.runtime.kafka import fetched_highwaters, harden
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +29,12 @@ STOP_WAIT_S = 4.0
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose aiokafka consumer rejoins under its own member id and does not
-    repeat a fetch that brought nothing at once."""
+    """Faust's consumer thread, whose aiokafka consumer is hardened as every group consumer of the
+    worker is (`kafka.harden`)."""
 
     async def on_start(self) -> None:
         await super().on_start()
-        rejoin_as_itself(self._consumer)
-        hold_empty_fetches(self._consumer)
+        harden(self._consumer)
 
 
 class AtLeastOnceConsumer(aiokafka_driver.Consumer):
