@@ -190,7 +190,7 @@ def accept_empty_assignments(client: AIOKafkaConsumer) -> None:
     assigned), and the broker then answers that member's sync with no bytes at all. aiokafka fails to
     decode them ("unpack requires a buffer of 2 bytes"), its coordination fails, and the worker
     crashed (seen once, in `make test`'s bench smoke run with two workers on noida-db). With no
-    partitions the member waits for the next rebalance, as Kafka's Java client does.
+    partitions the member waits for the next rebalance.
     """
     coordinator = client._coordinator
     if coordinator is None:
