@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tests.integration.test_broker_quirks import create
 from tests.integration.test_resilience import worker_env
 from tests.processes import Worker, poll_json
+from worker.runtime.kafka import hold_empty_fetches, stop_consumer
 
 #: Of a core, the most an idle worker may use. Measured on noida-db (which answers a fetch without
 #: data at once): 0.97 without `hold_empty_fetches`, about 0.2 with it.
@@ -33,3 +39,44 @@ async def test_an_idle_worker_uses_less_than_half_a_core(bootstrap, unique, tmp_
     finally:
         worker.stop()
         worker.ensure_gone()
+
+
+async def test_a_fetch_cancelled_in_flight_ends_at_once_so_a_stop_cannot_hang(bootstrap, unique) -> None:
+    # A stop leaves the group (aiokafka's fetch loop cancels its fetch step and awaits it), then closes
+    # the fetcher (cancels that loop). The loop swallows a cancel that comes while it awaits the step,
+    # then waits for an assignment that never comes, and the close waits for it for good: a worker's
+    # stop hung so once in CI. aiokafka's own step ends at once when cancelled; one that went on to
+    # hold (the cancel taken for an empty fetch) kept that window open for up to 10 ms.
+    topic = f"{unique}-idle"
+    await create(bootstrap, topic, partitions=1)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    await consumer.start()
+    try:
+        fetcher = consumer._fetcher
+        fetch, fetching = fetcher._proc_fetch_request, asyncio.Event()
+        steps: list[asyncio.Task[Any]] = []
+
+        async def watched(*args: Any) -> bool:  # aiokafka's step, with its fetch in flight made visible
+            steps.append(asyncio.current_task())  # type: ignore[arg-type]
+            fetching.set()
+            try:
+                return bool(await fetch(*args))
+            finally:
+                fetching.clear()
+
+        fetcher._proc_fetch_request = watched
+        hold_empty_fetches(consumer)
+        ended: list[bool] = []
+        while len(ended) < 10:
+            await asyncio.wait_for(fetching.wait(), 10)
+            if not fetching.is_set():
+                continue  # that fetch came back before this task ran: catch the next one
+            step = steps[-1]
+            step.cancel()  # its fetch is in flight (the broker has not answered the empty fetch)
+            for _ in range(3):  # a few turns of the loop: aiokafka's step needs one
+                await asyncio.sleep(0)
+            ended.append(step.done())
+        assert all(ended), f"{ended.count(False)} of {len(ended)} cancelled fetch steps still running"
+    finally:
+        await stop_consumer(consumer, 5)

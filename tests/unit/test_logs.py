@@ -9,7 +9,7 @@ import orjson
 from aiokafka.protocol.admin import SaslAuthenticateRequest_v1
 from pydantic import SecretStr
 
-from worker.runtime.logs import JsonFormatter, Printable, Redact, logging_config, printable
+from worker.runtime.logs import JsonFormatter, Printable, Redact, Repeats, logging_config, printable
 
 PASSWORD = "pa'ss\\word-9f3k"
 
@@ -142,3 +142,40 @@ def test_a_traceback_keeps_its_lines_but_not_the_escape_sequences_of_its_message
 def test_printable_leaves_ordinary_text_alone() -> None:
     assert printable("Zürich 東京 café ✓ €12.50") == "Zürich 東京 café ✓ €12.50"
     assert printable("a\tb\nc", keep="\n") == "a\\tb\nc"
+
+
+METADATA = "Unable to update metadata"
+HELD = "(249 more like it in the last 10s)"
+
+
+def aiokafka_record(msg: str, *args: object, name: str = "aiokafka.conn", level: int = logging.ERROR):
+    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_a_vanished_broker_is_one_line_per_kind_every_window_with_the_count_held_back() -> None:
+    now = [0.0]
+    repeats = Repeats(window=10, clock=lambda: now[0])
+    refused = "Unable connect to node with id %s: %s"
+    shown = []
+    for tick in range(250):  # a second of aiokafka against a refused port
+        now[0] = tick / 250
+        for record in (aiokafka_record(refused, 111, "refused"), aiokafka_record(METADATA)):
+            if repeats.filter(record):
+                shown.append(record.getMessage())
+    assert shown == ["Unable connect to node with id 111: refused", METADATA]
+
+    now[0] = 10.5
+    later = aiokafka_record(refused, 111, "refused")
+    assert repeats.filter(later) and Printable().filter(later)  # its arguments still pair up to be escaped
+    assert later.getMessage() == f"Unable connect to node with id 111: refused {HELD}"
+    once = aiokafka_record(METADATA)
+    assert repeats.filter(once) and once.getMessage().endswith(HELD)
+    assert not repeats.filter(aiokafka_record(refused, 111, "refused"))  # a new window began
+
+
+def test_repeats_leave_every_other_line_alone() -> None:
+    repeats = Repeats(window=10, clock=lambda: 0.0)
+    for _ in range(3):
+        assert repeats.filter(aiokafka_record("Heartbeat sent", level=logging.INFO))
+        ours = aiokafka_record("payout held", name="worker.payouts.stages", level=logging.WARNING)
+        assert repeats.filter(ours)

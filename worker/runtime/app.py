@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from worker.runtime import shutdown
 from worker.runtime.kafka import broker_credentials, broker_urls, group_timing
-from worker.runtime.logs import Chatter, Printable, Redact, logging_config
+from worker.runtime.logs import Chatter, Printable, Redact, Repeats, logging_config
 from worker.runtime.stores import Table, forget_unclean_tables, stopped_cleanly
 from worker.runtime.transport import TansuTransport, Transport
 from worker.settings import Settings
@@ -84,6 +84,7 @@ class _Worker(faust.Worker):
         assert isinstance(app, PipelineApp)
         for handler in logger.handlers:
             handler.addFilter(Chatter(level))  # Faust's narration is detail below debug
+            handler.addFilter(Repeats())  # a vanished broker: one line per kind every 10 s
             handler.addFilter(Printable())  # message data escaped first, then secrets masked
             handler.addFilter(Redact(app.secrets))
             handler.addFilter(shutdown.QuietClients())

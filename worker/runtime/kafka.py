@@ -225,14 +225,22 @@ def hold_empty_fetches(client: AIOKafkaConsumer, hold: float = EMPTY_FETCH_HOLD_
         started = time.monotonic()
         brought = bool(await fetch(assignment, node_id, request))
         left = wait - (time.monotonic() - started)
-        if not brought and left > 0:
-            # Cancelled (a close, a lost assignment): return as aiokafka's own step does, since the
-            # fetcher's close awaits its cancelled steps without expecting them to raise.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(left)
+        if brought or left <= 0 or _cancelled() or not assignment.active:
+            # A step cancelled in the fetch (a close, a lost assignment) returns at once, as aiokafka's
+            # own does: its fetch loop swallows a cancel that comes while it awaits a cancelled step,
+            # then waits for an assignment that never comes, and its close waits for it for good.
+            return brought
+        with contextlib.suppress(asyncio.CancelledError):  # likewise: return, do not raise
+            await asyncio.sleep(left)
         return brought
 
     fetcher._proc_fetch_request = proc_fetch_request
+
+
+def _cancelled() -> bool:
+    """Whether this task was asked to stop (aiokafka's fetch step returns False on a cancel)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 #: aiokafka's group join and sync, whose UNKNOWN_MEMBER_ID answers mean the broker does not know the id.

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -266,3 +268,38 @@ class Chatter(logging.Filter):
         if record.levelno < logging.WARNING:
             return not narration
         return not any(benign in text for benign in self.BENIGN)
+
+
+class Repeats(logging.Filter):
+    """A broker out of reach is news once every `window` seconds, not 250 times a second.
+
+    aiokafka logs every failed connection, metadata refresh, fetch and send, for each of the worker's
+    clients at each retry: about 250 lines a second once a cluster vanished, which bury everything
+    else. A warning or error of aiokafka's passes the first time its kind (its logger and format
+    string) shows in `window` seconds; the first one after the window says how many it held back.
+    """
+
+    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window, self.clock = window, clock
+        self._shown: dict[tuple[str, str], tuple[float, int]] = {}  # kind -> (shown at, held back since)
+        self._lock = threading.Lock()  # Faust's consumer and producer threads log too
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless one of its kind was shown less than `window` seconds ago."""
+        if record.levelno < logging.WARNING or not record.name.startswith("aiokafka"):
+            return True
+        kind, now = (record.name, str(record.msg)), self.clock()
+        with self._lock:
+            shown, held = self._shown.get(kind, (-self.window, 0))
+            if now - shown < self.window:
+                self._shown[kind] = (shown, held + 1)
+                return False
+            self._shown[kind] = (now, 0)
+        if held:
+            suffix = f" ({held} more like it in the last {now - shown:.0f}s)"
+            if isinstance(record.args, tuple) and record.args:  # Printable still pairs args with placeholders
+                record.msg, record.args = f"{record.msg}%s", (*record.args, suffix)
+            else:
+                record.msg, record.args = record.getMessage() + suffix, None
+        return True
