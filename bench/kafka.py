@@ -84,7 +84,8 @@ class Tally:
         self.ids: dict[str, set[Any]] = {topic: set() for topic in self.topics}
         self.order_ids: set[Any] = set()
         self.first_seen: list[float] = []  #: when each distinct id first arrived, in order
-        self.on_record: Callable[[float, str, dict[str, Any]], None] | None = None
+        #: Called with (read at, topic, value, the record's create time) for each record, epoch seconds.
+        self.on_record: Callable[[float, str, dict[str, Any], float], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -154,7 +155,7 @@ class Tally:
                     seen.add(found)
                     self.first_seen.append(now)
                 if on_record is not None:
-                    on_record(now, tp.topic, value)
+                    on_record(now, tp.topic, value, record.timestamp / 1000)
 
 
 async def first_timestamp(bootstrap: str, topic: str) -> float:

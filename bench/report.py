@@ -78,6 +78,7 @@ def table(results: dict[str, Result]) -> str:
             f"| {lat.label} | {ms.get('p50')} | {ms.get('p99')} | {ms.get('max')} | {series} "
             f"| {lat.cpu_percent or 0:.0f} |"
         )
+    lines += _hops([results[key] for key in LATENCY if key in results])
     values = figures(results)
     lines += [
         "",
@@ -110,6 +111,20 @@ def document(results: dict[str, Result], command: str, broker: str) -> dict[str,
         "results": {key: asdict(result) for key, result in results.items()},
         "figures": figures(results),
     }
+
+
+def _hops(runs: list[Result]) -> list[str]:
+    """Where the latency comes from: each part of the way, p50 / p99 ms, per latency run."""
+    parts = list(dict.fromkeys(part for run in runs for part in run.hops_ms))
+    if not parts:
+        return []
+    header = "| part of the way, p50 / p99 ms | " + " | ".join(parts) + " |"
+    lines = ["", header, "|---" + "|--:" * len(parts) + "|"]
+    for run in runs:
+        hops = run.hops_ms
+        cells = [f"{hops[p]['p50']} / {hops[p]['p99']}" if p in hops else "-" for p in parts]
+        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fmt(value: float | None) -> str:

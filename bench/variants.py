@@ -20,6 +20,8 @@ from bench.progress import Progress
 
 PIPELINE = ("orders", "payouts", "payouts-approved", "payouts-review", "payouts-rejected", "dead-letters")
 FINAL = ("payouts-approved", "payouts-review", "dead-letters")
+#: The parts of an approved payout's way the latency runs time (`Latencies.hops`).
+HOPS = ("order -> payout", "payout -> approved", "approved -> read")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Result:
     latency_ms: dict[str, float] = field(default_factory=dict)
     #: p99 latency (ms) of each successive 5 s of the latency run.
     p99_by_5s: list[float] = field(default_factory=list)
+    #: Latency run: p50 and p99 (ms) of each part of the way (`Latencies.hops`).
+    hops_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Share of one core the worker used during the measured window.
     cpu_percent: float | None = None
     #: Full pipeline: seconds until every approved payout was also settled in the ledger (the slowest
@@ -192,10 +196,12 @@ async def raw_latency(run: Run, rate: float, seconds: float) -> Result:
 async def _latency(run: Run, who: str, app: str, command: Command, rate: float, seconds: float) -> Result:
     topics = _names(f"{app}-", PIPELINE)
     await kafka.create_topics(run.bootstrap, topics)
-    probe = Latencies(approved=topics[2])
+    probe = Latencies(approved=topics[2], payouts=topics[1])
     tally = kafka.Tally(run.bootstrap, [topics[2], topics[3]], 10**12, fetch_wait_ms=5)
-    tally.on_record = probe.note
+    handed = kafka.Tally(run.bootstrap, [topics[1]], 10**12, fetch_wait_ms=5)  # the payouts: first hop's end
+    tally.on_record = handed.on_record = probe.note
     await tally.start()
+    await handed.start()
     worker = Process(command.name, command.args, command.env, run.workdir, run.profile)
     producer = kafka.producer(run.bootstrap, linger_ms=0)
     await producer.start()
@@ -213,6 +219,7 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         worker.stop()
         await producer.stop()
         await tally.stop()
+        await handed.stop()
     await kafka.delete_topics(run.bootstrap, topics)
     result = Result(
         label,
@@ -224,6 +231,7 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         duplicates=tally.records - tally.count,
         latency_ms=probe.summary(),
         p99_by_5s=probe.p99_series(),
+        hops_ms=probe.hops(),
         cpu_percent=cpu_percent,
     )
     run.progress.note(f"{label}: {result.latency_ms}, p99 by 5 s: {result.p99_by_5s}")
@@ -241,18 +249,43 @@ class Latencies:
     #: The window of the p99 series: how latency moves as the run goes on.
     STEP_S = 5
 
-    def __init__(self, approved: str) -> None:
-        self.approved = approved
+    def __init__(self, approved: str, payouts: str) -> None:
+        self.approved, self.payouts_topic = approved, payouts
         self.since = float("inf")
         self.orders: set[str] = set()  # steady-window orders seen in a final topic
         self.values: list[tuple[float, float]] = []  # (created, since the start; latency), seconds
+        self.payouts: dict[str, float] = {}  # order id -> its payout's create time (first hop's end)
+        self.times: list[tuple[str, float, float, float]] = []  # (order id, created, screened, read)
 
-    def note(self, now: float, topic: str, payout: dict[str, object]) -> None:
+    def note(self, now: float, topic: str, payout: dict[str, object], timestamp: float) -> None:
         created = datetime.fromisoformat(str(payout["order_created_at"])).timestamp()
-        if created >= self.since:
-            self.orders.add(str(payout["order_id"]))
-            if topic == self.approved:
-                self.values.append((created - self.since, now - created))
+        if created < self.since:
+            return
+        order_id = str(payout["order_id"])
+        if topic == self.payouts_topic:
+            self.payouts[order_id] = timestamp
+            return
+        self.orders.add(order_id)
+        if topic == self.approved:
+            self.values.append((created - self.since, now - created))
+            self.times.append((order_id, created, timestamp, now))
+
+    def hops(self) -> dict[str, dict[str, float]]:
+        """p50 and p99 (ms) of each part of an approved payout's way, from the records' create times:
+        order created -> payout handed to the producer (the first hop: fetch, stage, outbox), -> approved
+        payout handed to the producer (the broker, the second hop), -> read by this probe (the send,
+        the broker, this probe's fetch)."""
+        parts: dict[str, list[float]] = {name: [] for name in HOPS}
+        for order_id, created, screened, read in self.times:
+            handed = self.payouts.get(order_id)
+            if handed is None:
+                continue
+            spans = (handed - created, screened - handed, read - screened)
+            for name, seconds in zip(HOPS, spans, strict=True):
+                parts[name].append(seconds)
+        return {
+            name: {"p50": _at(sorted(v), 0.5), "p99": _at(sorted(v), 0.99)} for name, v in parts.items() if v
+        }
 
     def summary(self) -> dict[str, float]:
         """p50, p99 and max in ms, and how many payouts they cover."""

@@ -189,7 +189,13 @@ def items(fields: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
 
 
 def encode(value: faust.Record | Mapping[str, Any] | list[Any] | str | bytes) -> bytes:
-    """Serialize a record, a dict, a list, a str or bytes to the bytes that go on the wire."""
+    """Serialize a record, a dict, a list, a str or bytes to the bytes that go on the wire.
+
+    JSON comes back as an exact-size copy: orjson's output keeps the memory of its whole write buffer,
+    and what is encoded is kept for a while (in a table for good, in an outbox until the broker has
+    it). 100,000 ledger entries of ~180 bytes took 424 MB of RSS as orjson returned them and 36 MB
+    as copies; a worker's outboxes held 98 MB of them at full speed (memray), about 8 KB a payout.
+    """
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
@@ -197,17 +203,8 @@ def encode(value: faust.Record | Mapping[str, Any] | list[Any] | str | bytes) ->
     if isinstance(value, faust.Record):
         value = value.asdict()
     if isinstance(value, Mapping | list):
-        return orjson.dumps(value, default=_json_default, option=orjson.OPT_UTC_Z)
+        return bytes(memoryview(orjson.dumps(value, default=_json_default, option=orjson.OPT_UTC_Z)))
     raise TypeError(f"cannot publish a {type(value).__name__}: give a Record, dict, list, str or bytes")
-
-
-def stored(value: faust.Record | Mapping[str, Any] | list[Any]) -> bytes:
-    """`value`'s JSON (`encode`) to keep for long, in a table: an exact-size copy.
-
-    orjson's output keeps the memory of its whole write buffer: 100,000 ledger entries of ~180 bytes
-    took 424 MB of RSS as orjson returned them and 36 MB as copies (measured).
-    """
-    return bytes(memoryview(encode(value)))
 
 
 def _json_default(value: Any) -> Any:

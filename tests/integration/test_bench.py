@@ -46,8 +46,11 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
     for name, result in results.items():
         assert result["orders"] > 0, name
         assert result["counted"] == result["orders"], name
+    for name in ("rawlat", "latency"):  # each latency run timed every part of the way
+        assert set(results[name]["hops_ms"]) == {"order -> payout", "payout -> approved", "approved -> read"}
     for name in {"full", "full2"} & set(VARIANTS):  # and every approved payout was settled in the ledger
         assert results[name]["settled_seconds"] >= results[name]["seconds"] > 0, name
     if "full2" in VARIANTS:  # the report's table needs every variant (the Tansu pass)
         assert "| worker, full pipeline, 1 process |" in bench.stdout
         assert "worker p99 / raw aiokafka p99" in bench.stdout
+        assert "| part of the way, p50 / p99 ms |" in bench.stdout

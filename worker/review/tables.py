@@ -44,7 +44,7 @@ from worker.review.rules import decision_line, latest_decisions, waiting_summary
 from worker.runtime.app import PipelineApp
 from worker.runtime.context import Context
 from worker.runtime.stores import key_partition
-from worker.wire import stored
+from worker.wire import encode
 
 T = TypeVar("T")
 
@@ -125,17 +125,17 @@ class ReviewTables:
 
     def keep(self, review: PendingReview) -> None:
         """Keep (or update) a pending review."""
-        self.pending[review.payout.payout_id.encode()] = stored(review)
+        self.pending[review.payout.payout_id.encode()] = encode(review)
 
     def record(self, reviewed: ReviewedPayout) -> None:
         """Record a payout's decision, with the payout: it stops waiting."""
         key = reviewed.payout_id.encode()
-        self.decided[key] = stored(reviewed)
+        self.decided[key] = encode(reviewed)
         self.pending.pop(key, None)
 
     def remember(self, seller_id: str, history: list[SellerPayout]) -> None:
         """Keep a seller's recent approved payouts."""
-        raw = stored(SellerHistory(payouts=history))
+        raw = encode(SellerHistory(payouts=history))
         self.seller_history[seller_id.encode()] = raw
         self._histories.put(seller_id, raw, tuple(history))
 
@@ -144,7 +144,7 @@ class ReviewTables:
         key = recent_key(self.partition_of(reviewed.payout_id), self.partitions)
         raw = self.recent.get(key)
         latest = orjson.loads(raw) if raw is not None else []
-        self.recent[key] = stored(with_decision(latest, decision_line(reviewed)))
+        self.recent[key] = encode(with_decision(latest, decision_line(reviewed)))
 
     def owned_decisions(self) -> list[dict[str, Any]]:
         """The latest decisions of the partitions this worker owns, newest first."""

@@ -135,7 +135,7 @@ class Ledger:
 
     def record(self, entry: Settlement) -> None:
         """Write a new entry, and count it."""
-        self.table[entry.payout_id] = wire.stored(entry)
+        self.table[entry.payout_id] = wire.encode(entry)
         self.tallies.setdefault(entry.ledger_partition, Tally()).add(entry)
 
     def recount(self) -> None:
@@ -150,7 +150,7 @@ class Ledger:
         """Remember that the payout of `seller_id` for `order_id` settled."""
         sellers = self.sellers_of(order_id)
         if seller_id not in sellers:
-            self.orders[order_id.encode()] = wire.stored([*sellers, seller_id])
+            self.orders[order_id.encode()] = wire.encode([*sellers, seller_id])
 
     def sellers_of(self, order_id: str) -> list[str]:
         """The sellers whose payout for `order_id` settled here (usually one)."""
