@@ -51,7 +51,7 @@ class Result:
     latency_ms: dict[str, float] = field(default_factory=dict)
     #: p99 latency (ms) of each successive 5 s of the latency run.
     p99_by_5s: list[float] = field(default_factory=list)
-    #: Latency run: p50 and p99 (ms) of each part of the way (`Latencies.hops`).
+    #: Latency run: p50 and p99 (ms) of each part of the way, and its count (`Latencies.hops`).
     hops_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Share of one core the worker used during the measured window.
     cpu_percent: float | None = None
@@ -214,6 +214,7 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
         cpu_percent = 100 * (worker.cpu_seconds() - cpu) / seconds
         await _until(lambda: len(probe.orders) >= sent, 30, worker, "payouts")
+        await _until(lambda: len(probe.payouts) >= sent, 30, worker, "payouts read by the hop timer")
         rss = worker.read_peak_rss()
     finally:
         worker.stop()
@@ -255,7 +256,7 @@ class Latencies:
         self.orders: set[str] = set()  # steady-window orders seen in a final topic
         self.values: list[tuple[float, float]] = []  # (created, since the start; latency), seconds
         self.payouts: dict[str, float] = {}  # order id -> its payout's create time (first hop's end)
-        self.times: list[tuple[str, float, float, float]] = []  # (order id, created, screened, read)
+        self.times: dict[str, tuple[float, float, float]] = {}  # order id -> (created, screened, read)
 
     def note(self, now: float, topic: str, payout: dict[str, object], timestamp: float) -> None:
         created = datetime.fromisoformat(str(payout["order_created_at"])).timestamp()
@@ -263,20 +264,21 @@ class Latencies:
             return
         order_id = str(payout["order_id"])
         if topic == self.payouts_topic:
-            self.payouts[order_id] = timestamp
+            self.payouts.setdefault(order_id, timestamp)  # a copy handled again later is not the way
             return
         self.orders.add(order_id)
         if topic == self.approved:
             self.values.append((created - self.since, now - created))
-            self.times.append((order_id, created, timestamp, now))
+            self.times.setdefault(order_id, (created, timestamp, now))
 
     def hops(self) -> dict[str, dict[str, float]]:
-        """p50 and p99 (ms) of each part of an approved payout's way, from the records' create times:
+        """p50 and p99 (ms) of each part of an approved payout's way, and how many payouts they cover,
+        from the records' create times:
         order created -> payout handed to the producer (the first hop: fetch, stage, outbox), -> approved
         payout handed to the producer (the broker, the second hop), -> read by this probe (the send,
         the broker, this probe's fetch)."""
         parts: dict[str, list[float]] = {name: [] for name in HOPS}
-        for order_id, created, screened, read in self.times:
+        for order_id, (created, screened, read) in self.times.items():
             handed = self.payouts.get(order_id)
             if handed is None:
                 continue
@@ -284,7 +286,9 @@ class Latencies:
             for name, seconds in zip(HOPS, spans, strict=True):
                 parts[name].append(seconds)
         return {
-            name: {"p50": _at(sorted(v), 0.5), "p99": _at(sorted(v), 0.99)} for name, v in parts.items() if v
+            name: {"p50": _at(sorted(v), 0.5), "p99": _at(sorted(v), 0.99), "count": len(v)}
+            for name, v in parts.items()
+            if v
         }
 
     def summary(self) -> dict[str, float]:

@@ -115,6 +115,11 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
         each.ensure_gone()
 
 
+def _text(line: str) -> str:
+    """A log line without its time and process id: `[time] [pid] [LEVEL] text`."""
+    return line.split("] ", 2)[-1]
+
+
 def warnings_and_errors(lines: list[str]) -> list[str]:
     return [line for line in lines if "[WARNING]" in line or "[ERROR]" in line or "Traceback" in line]
 
@@ -208,9 +213,10 @@ def orders_handed_over(port: int) -> float:
     return 0.0
 
 
-#: The kinds of aiokafka error a worker meets in the second after its cluster vanished (connection,
-#: metadata, fetch, send, coordinator: 6 to 8 seen), with room to spare.
-MOST_KINDS = 12
+#: The distinct aiokafka error lines a worker logs in the second after its cluster vanished
+#: (connection, metadata, fetch, send, commit, and each consumer group's coordinator: 8 to 12 seen),
+#: with room to spare (237 without `Repeats`).
+MOST_LINES = 25
 
 
 def test_ctrl_c_after_an_external_cluster_vanished_gives_up_in_one_line(run, tmp_path: Path) -> None:
@@ -227,18 +233,20 @@ def test_ctrl_c_after_an_external_cluster_vanished_gives_up_in_one_line(run, tmp
     started.ctrl_c()
     took = started.wait_for_nothing_left(timeout=15)
 
-    # Before the signal: each kind of aiokafka error once (`Repeats`), not about 250 lines a second.
+    # Up to the signal (a healthy worker logs no warning; the cluster was gone for a second): each
+    # aiokafka error line once (`Repeats`), not about 250 lines a second.
     logged = started.log.read_bytes()[: started.mark].decode(errors="replace")
     before = warnings_and_errors(logged.splitlines())
-    print(f"\nCtrl-C with the cluster gone: gave up after {took:.1f}s; {len(before)} lines the second before")
+    print(f"\nCtrl-C with the cluster gone: gave up after {took:.1f}s; {len(before)} lines before it")
     assert started.process.returncode == EXIT_GAVE_UP
-    assert 0 < len(before) <= MOST_KINDS, f"{len(before)} lines in the second before Ctrl-C: {before[:20]}"
+    assert 0 < len(before) <= MOST_LINES, f"{len(before)} lines before Ctrl-C: {before[:20]}"
     lines = warnings_and_errors(started.output_since_mark())
-    # After it: the one give-up line, and at most one aiokafka error of a kind not seen before, already
-    # on its way when the signal came (Python runs the signal's handler between two bytecodes, in the
-    # main thread only: CI saw `Unable to update metadata` 2 ms after the signal, once).
-    on_its_way = ("aiokafka", "metadata", "Unable connect to node", "Failed", "failed", "error")
-    assert len(lines) <= 2 and all(any(s in line for s in on_its_way) for line in lines[:-1]), lines
+    # After it: the one give-up line, and at most a few aiokafka lines not shown before, already on their
+    # way when the signal came (Python runs the signal's handler between two bytecodes, in the main
+    # thread only, while the client threads go on: CI saw `Unable to update metadata` 2 ms after it).
+    # None repeats a line shown before: that would be the flood.
+    seen = {_text(line) for line in before}
+    assert len(lines) <= 4 and all(_text(line) not in seen for line in lines[:-1]), lines
     assert "the worker did not stop within 7s: the broker does not answer" in lines[-1]
 
 

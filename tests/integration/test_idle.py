@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.integration.test_broker_quirks import create
 from tests.integration.test_resilience import worker_env
 from tests.processes import Worker, poll_json
-from worker.runtime.kafka import hold_empty_fetches, stop_consumer
+from worker.runtime.kafka import close_fetches_for_good, hold_empty_fetches, stop_consumer
 
 #: Of a core, the most an idle worker may use. Measured on noida-db (which answers a fetch without
 #: data at once): 0.97 without `hold_empty_fetches`, about 0.2 with it.
@@ -41,17 +41,23 @@ async def test_an_idle_worker_uses_less_than_half_a_core(bootstrap, unique, tmp_
         worker.ensure_gone()
 
 
-async def test_a_fetch_cancelled_in_flight_ends_at_once_so_a_stop_cannot_hang(bootstrap, unique) -> None:
-    # A stop leaves the group (aiokafka's fetch loop cancels its fetch step and awaits it), then closes
-    # the fetcher (cancels that loop). The loop swallows a cancel that comes while it awaits the step,
-    # then waits for an assignment that never comes, and the close waits for it for good: a worker's
-    # stop hung so once in CI. aiokafka's own step ends at once when cancelled; one that went on to
-    # hold (the cancel taken for an empty fetch) kept that window open for up to 10 ms.
-    topic = f"{unique}-idle"
+async def idle_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A started consumer of a new, empty one-partition `topic`: its fetches bring nothing."""
     await create(bootstrap, topic, partitions=1)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, 0)])
     await consumer.start()
+    return consumer
+
+
+async def test_a_fetch_cancelled_in_flight_ends_at_once(bootstrap, unique) -> None:
+    # A stop leaves the group (aiokafka's fetch loop cancels its fetch step and awaits it), then closes
+    # the fetcher (cancels that loop). The loop swallows a cancel that comes while it awaits the step,
+    # then waits for an assignment that never comes, and the close waits for it for good: a worker's
+    # stop hung so once in CI. aiokafka's own step ends at once when cancelled; one that went on to
+    # hold (the cancel taken for an empty fetch) kept that window open for up to 10 ms (and the close
+    # itself no longer hangs in it: the next test).
+    consumer = await idle_consumer(bootstrap, f"{unique}-idle")
     try:
         fetcher = consumer._fetcher
         fetch, fetching = fetcher._proc_fetch_request, asyncio.Event()
@@ -78,5 +84,34 @@ async def test_a_fetch_cancelled_in_flight_ends_at_once_so_a_stop_cannot_hang(bo
                 await asyncio.sleep(0)
             ended.append(step.done())
         assert all(ended), f"{ended.count(False)} of {len(ended)} cancelled fetch steps still running"
+    finally:
+        await stop_consumer(consumer, 5)
+
+
+async def test_a_close_ends_the_fetch_loop_even_when_aiokafka_swallows_its_cancel(bootstrap, unique) -> None:
+    # The window the test above narrows, held open: a fetch step that ends late once cancelled, the
+    # assignment lost (the loop cancels that step and awaits it), and then the close.
+    consumer = await idle_consumer(bootstrap, f"{unique}-closing")
+    close_fetches_for_good(consumer)
+    fetcher = consumer._fetcher
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def ends_late(*args: Any) -> bool:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            await asyncio.sleep(0.3)  # still ending when the close comes
+        return False
+
+    fetcher._proc_fetch_request = ends_late
+    try:
+        await asyncio.wait_for(started.wait(), 10)  # the next fetch is this step
+        consumer.unsubscribe()  # the assignment is gone: the loop cancels the step and awaits it
+        await asyncio.wait_for(cancelled.wait(), 10)
+        closing = asyncio.create_task(fetcher.close())  # aiokafka's own close would wait for good
+        await asyncio.wait({closing}, timeout=10)  # (a cancel, as wait_for's, would end it: not this)
+        assert closing.done() and fetcher._fetch_task.done(), "the close is still waiting on the loop"
     finally:
         await stop_consumer(consumer, 5)

@@ -124,6 +124,14 @@ def test_the_fetcher_still_looks_its_fetch_step_up_on_itself_and_keeps_its_wait(
     assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher.__init__), "see worker/runtime/kafka.py"
 
 
+def test_a_cancelled_fetch_step_still_ends_itself_and_a_close_still_cancels_the_loop_task() -> None:
+    # hold_empty_fetches tells a cancel by the task's count (aiokafka's step returns False on one);
+    # close_fetches_for_good cancels `_fetch_task` itself before aiokafka's close awaits it.
+    step = inspect.getsource(Fetcher._proc_fetch_request)
+    assert "except asyncio.CancelledError:" in step and "return False" in step, "see worker/runtime/kafka.py"
+    assert "self._fetch_task.cancel()" in inspect.getsource(Fetcher.close), "see worker/runtime/kafka.py"
+
+
 def test_the_coordinator_still_completes_a_join_through_itself() -> None:
     # accept_empty_assignments replaces the step on the instance.
     source = inspect.getsource(GroupCoordinator)

@@ -77,12 +77,15 @@ def allocated() -> Iterator[list[float]]:
     """The MB allocated (and not freed) inside the block, as tracemalloc counts them: exact, unlike RSS,
     which memory an earlier test freed keeps from growing."""
     grown: list[float] = []
+    tracing = tracemalloc.is_tracing()  # (PYTHONTRACEMALLOC): then count from here, and leave it on
     tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
     try:
         yield grown
-        grown.append(tracemalloc.get_traced_memory()[0] / 1e6)
+        grown.append((tracemalloc.get_traced_memory()[0] - before) / 1e6)
     finally:
-        tracemalloc.stop()
+        if not tracing:
+            tracemalloc.stop()
 
 
 def test_json_kept_in_a_table_takes_its_size_not_orjsons_buffer() -> None:

@@ -84,7 +84,7 @@ class _Worker(faust.Worker):
         assert isinstance(app, PipelineApp)
         for handler in logger.handlers:
             handler.addFilter(Chatter(level))  # Faust's narration is detail below debug
-            handler.addFilter(Repeats())  # a vanished broker: one line per kind every 10 s
+            handler.addFilter(Repeats(level))  # a vanished broker: each line once every 10 s
             handler.addFilter(Printable())  # message data escaped first, then secrets masked
             handler.addFilter(Redact(app.secrets))
             handler.addFilter(shutdown.QuietClients())

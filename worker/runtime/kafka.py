@@ -173,10 +173,33 @@ async def stop_consumer(client: AIOKafkaConsumer, wait: float) -> bool:
 
 def harden(client: AIOKafkaConsumer) -> None:
     """What every group consumer of the worker gets once started: it rejoins as itself, it does not
-    repeat a fetch that brought nothing at once, and an empty assignment is no partitions."""
+    repeat a fetch that brought nothing at once, an empty assignment is no partitions, and a close
+    always ends its fetch loop."""
     rejoin_as_itself(client)
     hold_empty_fetches(client)
     accept_empty_assignments(client)
+    close_fetches_for_good(client)
+
+
+def close_fetches_for_good(client: AIOKafkaConsumer) -> None:
+    """Make a started consumer's close end its fetch loop, whatever the loop does with a cancel.
+
+    aiokafka's fetch loop, once its assignment is gone (a rebalance, a stop), cancels its fetch step
+    and awaits it with CancelledError suppressed: a close whose cancel lands then is swallowed, the
+    loop goes on to wait for an assignment that never comes, and the close waits on the loop for good
+    (a stop hung so, once in CI). So the loop is cancelled until it has ended, then closed as before.
+    """
+    fetcher = client._fetcher
+    close = fetcher.close
+
+    async def close_for_good() -> None:
+        loop = fetcher._fetch_task
+        while not loop.done():
+            loop.cancel()
+            await asyncio.wait({loop}, timeout=0.1)
+        await close()
+
+    fetcher.close = close_for_good
 
 
 #: A member's assignment with no partitions, as the consumer protocol writes it.
@@ -227,8 +250,8 @@ def hold_empty_fetches(client: AIOKafkaConsumer, hold: float = EMPTY_FETCH_HOLD_
         left = wait - (time.monotonic() - started)
         if brought or left <= 0 or _cancelled() or not assignment.active:
             # A step cancelled in the fetch (a close, a lost assignment) returns at once, as aiokafka's
-            # own does: its fetch loop swallows a cancel that comes while it awaits a cancelled step,
-            # then waits for an assignment that never comes, and its close waits for it for good.
+            # own does: its fetch loop, awaiting it, would swallow a close's cancel meanwhile
+            # (`close_fetches_for_good`).
             return brought
         with contextlib.suppress(asyncio.CancelledError):  # likewise: return, do not raise
             await asyncio.sleep(left)

@@ -275,31 +275,41 @@ class Repeats(logging.Filter):
 
     aiokafka logs every failed connection, metadata refresh, fetch and send, for each of the worker's
     clients at each retry: about 250 lines a second once a cluster vanished, which bury everything
-    else. A warning or error of aiokafka's passes the first time its kind (its logger and format
-    string) shows in `window` seconds; the first one after the window says how many it held back.
+    else. A warning or error line of aiokafka's passes the first time it shows in `window` seconds (the
+    same text: another topic or group is another line); the first one after that says how many times
+    it was held back meanwhile. At `LOG_LEVEL=debug` every line passes.
     """
 
-    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    #: Distinct lines remembered at most (then forgotten at once): lines that name offsets never repeat.
+    MOST = 1000
+
+    def __init__(self, level: int, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.window, self.clock = window, clock
-        self._shown: dict[tuple[str, str], tuple[float, int]] = {}  # kind -> (shown at, held back since)
+        self.verbose, self.window, self.clock = level <= logging.DEBUG, window, clock
+        self._shown: dict[tuple[str, str], tuple[float, int]] = {}  # line -> (shown at, held back since)
         self._lock = threading.Lock()  # Faust's consumer and producer threads log too
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep the record unless one of its kind was shown less than `window` seconds ago."""
-        if record.levelno < logging.WARNING or not record.name.startswith("aiokafka"):
+        """Keep the record unless the same line was shown less than `window` seconds ago."""
+        if self.verbose or record.levelno < logging.WARNING or not record.name.startswith("aiokafka"):
             return True
-        kind, now = (record.name, str(record.msg)), self.clock()
+        line, now = (record.name, record.getMessage()), self.clock()
         with self._lock:
-            shown, held = self._shown.get(kind, (-self.window, 0))
+            shown, held = self._shown.get(line, (-self.window, 0))
             if now - shown < self.window:
-                self._shown[kind] = (shown, held + 1)
+                self._shown[line] = (shown, held + 1)
                 return False
-            self._shown[kind] = (now, 0)
+            if len(self._shown) >= self.MOST:
+                self._shown.clear()
+            self._shown[line] = (now, 0)
         if held:
-            suffix = f" ({held} more like it in the last {now - shown:.0f}s)"
-            if isinstance(record.args, tuple) and record.args:  # Printable still pairs args with placeholders
-                record.msg, record.args = f"{record.msg}%s", (*record.args, suffix)
-            else:
-                record.msg, record.args = record.getMessage() + suffix, None
+            _append(record, f" (held back {held} times in the last {now - shown:.0f}s)")
         return True
+
+
+def _append(record: logging.LogRecord, text: str) -> None:
+    """Add `text` to the record's line, its arguments still paired with their placeholders (`Printable`)."""
+    if isinstance(record.args, tuple) and record.args:
+        record.msg, record.args = f"{record.msg}%s", (*record.args, text)
+    else:
+        record.msg, record.args = record.getMessage() + text, None
