@@ -84,7 +84,9 @@ async def test_a_stage_stopped_mid_message_delivers_its_output_after_a_restart(
         _, stats = await call(web_port(second), "GET", "/stats")
         seen = {key: stats.get(key) for key in ("readiness", "agents", "reviews", "processing_errors")}
         raise AssertionError(f"{error}; the restarted worker: {seen}") from None
-    [document] = found
-    payout = document.get("payout", document)  # held-reviews wraps the payout
-    assert payout["order_id"] == "o-1"
+    # At least once (docs/reliability.md): the restarted worker may hand the message on twice (once
+    # more after its first rebalance; CI saw two decisions applied, twice "decision redelivered"), and
+    # settlement collapses repeats by payout id. Never none, and never another order's.
+    payouts = [document.get("payout", document) for document in found]  # held-reviews wraps the payout
+    assert {payout["order_id"] for payout in payouts} == {"o-1"}, payouts
     assert not second.app._crash_reason  # type: ignore[attr-defined]
