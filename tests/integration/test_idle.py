@@ -51,10 +51,10 @@ async def idle_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 
 async def test_a_fetch_cancelled_in_flight_ends_at_once(bootstrap, unique) -> None:
-    # A stop leaves the group (aiokafka's fetch loop cancels its fetch step and awaits it), then closes
-    # the fetcher (cancels that loop). The loop swallows a cancel that comes while it awaits the step,
-    # then waits for an assignment that never comes, and the close waits for it for good: a worker's
-    # stop hung so once in CI. aiokafka's own step ends at once when cancelled; one that went on to
+    # When its assignment goes (a rebalance), aiokafka's fetch loop cancels its fetch step and awaits
+    # it. A close (a stop) whose cancel comes meanwhile is swallowed; the loop then waits for an
+    # assignment that never comes, and the close waits for it for good: a worker's stop hung once in
+    # CI, perhaps so (not reproduced). aiokafka's own step ends at once when cancelled; one that went on to
     # hold (the cancel taken for an empty fetch) kept that window open for up to 10 ms (and the close
     # itself no longer hangs in it: the next test).
     consumer = await idle_consumer(bootstrap, f"{unique}-idle")

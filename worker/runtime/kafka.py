@@ -184,10 +184,11 @@ def harden(client: AIOKafkaConsumer) -> None:
 def close_fetches_for_good(client: AIOKafkaConsumer) -> None:
     """Make a started consumer's close end its fetch loop, whatever the loop does with a cancel.
 
-    aiokafka's fetch loop, once its assignment is gone (a rebalance, a stop), cancels its fetch step
-    and awaits it with CancelledError suppressed: a close whose cancel lands then is swallowed, the
-    loop goes on to wait for an assignment that never comes, and the close waits on the loop for good
-    (a stop hung so, once in CI). So the loop is cancelled until it has ended, then closed as before.
+    aiokafka's fetch loop, once its assignment is gone (a rebalance), cancels its fetch step and
+    awaits it with CancelledError suppressed: a close whose cancel lands then is swallowed, the loop
+    goes on to wait for an assignment that never comes, and the close waits on the loop for good (a
+    stop hung once in CI, perhaps so: not reproduced). So the loop is cancelled until it has ended,
+    then closed as before.
     """
     fetcher = client._fetcher
     close = fetcher.close
