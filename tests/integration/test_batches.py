@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 
@@ -73,3 +74,31 @@ async def test_a_stopping_worker_commits_what_it_delivered(bootstrap, start_pipe
     finally:
         await group.stop()
     assert sum(offset or 0 for offset in committed) == 5
+
+
+async def test_the_hot_stages_deliver_while_the_table_writes_wait_on_the_broker(bootstrap, start_pipeline):
+    # aiokafka's producer sends one request per broker at a time: the batch stages' output waited
+    # behind every table write of the stream stages (each hop +5 ms at p50 at 1,000 orders/s). Each
+    # batch stage publishes through a producer of its own. Here the tables' producer (Faust's) has a
+    # request that the broker does not answer, and orders must still become approved payouts.
+    pipeline = await start_pipeline()
+    sender = pipeline.app.producer._ensure_producer()._sender
+    held, send = asyncio.Event(), sender._send_produce_req
+
+    async def unanswered(node_id: int, batches: object) -> None:
+        await held.wait()
+        await send(node_id, batches)
+
+    sender._send_produce_req = unanswered
+    try:
+        await produce(
+            bootstrap,
+            pipeline.topics.orders.get_topic_name(),
+            [(b"s-1", order(f"o-{n}", "10.00")) for n in range(5)],
+        )
+        approved = await read_until(
+            bootstrap, pipeline.topics.payouts_approved.get_topic_name(), lambda v: len(v) >= 5
+        )
+        assert sorted(p["order_id"] for p in approved) == [f"o-{n}" for n in range(5)]
+    finally:
+        held.set()

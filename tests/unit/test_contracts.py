@@ -45,6 +45,7 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (Producer, "send_soon", "transport"),
     (ProducerBuffer, "flush", "transport"),
     (driver.Producer, "_ensure_producer", "publish"),
+    (driver.Producer, "_new_producer", "batches"),
     # outbox.py: record batches straight to aiokafka
     (AIOKafkaProducer, "create_batch", "outbox"),
     (AIOKafkaProducer, "send_batch", "outbox"),
@@ -130,6 +131,18 @@ def test_a_cancelled_fetch_step_still_ends_itself_and_a_close_still_cancels_the_
     step = inspect.getsource(Fetcher._proc_fetch_request)
     assert "except asyncio.CancelledError:" in step and "return False" in step, "see worker/runtime/kafka.py"
     assert "self._fetch_task.cancel()" in inspect.getsource(Fetcher.close), "see worker/runtime/kafka.py"
+
+
+def test_a_table_write_still_reaches_the_apps_producer_as_a_future_message() -> None:
+    # FlushingProducer.collecting keeps a stream batch's table writes where Faust's send_soon hands
+    # them over; send_collected resolves each as Faust's producer would, then calls its callback.
+    from faust.tables.base import Collection
+    from faust.topics import Topic
+
+    assert "self.changelog_topic.send_soon(" in inspect.getsource(Collection.send_changelog)
+    assert "self.app.producer.send_soon(fut)" in inspect.getsource(Topic.send_soon)
+    assert "message.set_result(res)" in inspect.getsource(Topic._on_published), "see transport.py"
+    assert "message.message.callback(message)" in inspect.getsource(Topic._on_published)
 
 
 def test_the_coordinator_still_completes_a_join_through_itself() -> None:

@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import NamedTuple, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError
 from faust.types import TP
 from mode import Service
@@ -74,6 +80,7 @@ class BatchAgent(Service):
         self.observer = observer
         self.name, self.channel = runner.name, runner.stage.source
         self._client: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
         self._handling = asyncio.Lock()  # held from a fetch's return until its batch is in the window
         self._window: asyncio.Queue[_Sent] = asyncio.Queue(WINDOW)
         self._confirmed: dict[TopicPartition, int] = {}
@@ -93,6 +100,9 @@ class BatchAgent(Service):
         )
         await self._client.start()
         harden(self._client)
+        self._producer = self.app.producer._new_producer()  # type: ignore[attr-defined]
+        await self._producer.start()
+        self.publisher = self.publisher.own(self._producer)
         # Subscribing after start: the group join (seconds) goes on in the background, so the
         # worker's other agents and services start meanwhile, and every agent joins at once.
         self._client.subscribe(list(self.channel.topics), listener=_Handover(self))
@@ -104,6 +114,8 @@ class BatchAgent(Service):
                 logger.info(
                     "%s: stopped without waiting to leave its group (a join was in progress)", self.name
                 )
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def drain(self) -> None:
         """Confirm and commit every batch handled so far; no new batch starts meanwhile.

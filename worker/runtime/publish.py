@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.types import AppT, TopicT
@@ -35,9 +36,16 @@ logger = logging.getLogger(__name__)
 class Publisher:
     """Sends to pipeline topics and to the dead-letter topic; the observer counts what arrives."""
 
-    def __init__(self, app: AppT, dead_letters: TopicT, observer: Observer) -> None:
+    def __init__(
+        self, app: AppT, dead_letters: TopicT, observer: Observer, client: AIOKafkaProducer | None = None
+    ) -> None:
         self.app, self.dead_letters, self.observer = app, dead_letters, observer
+        self.client = client  #: the producer `publish` hands outboxes to; None: Faust's
         self.partitions = Partitions()
+
+    def own(self, client: AIOKafkaProducer) -> Publisher:
+        """A publisher like this one whose outboxes go to `client` (a producer of its own)."""
+        return Publisher(self.app, self.dead_letters, self.observer, client)
 
     async def send(
         self,
@@ -93,7 +101,7 @@ class Publisher:
         for message in messages if len(fit) < len(messages) else ():
             if len(message.value) + len(message.key or b"") > limit:
                 await self._too_large(message, MessageSizeTooLargeError(f"above {limit} bytes"))
-        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        producer = self.client or self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         batches = await hand_over(producer, self.partitions, fit) if fit else []
         return Delivery(self, batches)
 

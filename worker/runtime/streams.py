@@ -2,11 +2,10 @@
 
 Faust's consumer assigns a table's partitions together with the source partitions of the agents in
 the same group, so a stage that keeps state per key runs on it. The agent takes the events that
-have queued up; each goes through the stage's `Runner`; then, if the batch has output, its table
-writes are flushed and its outbox published and confirmed; only then are its events acknowledged.
-A batch without output (settlement, seller history) is acknowledged at once: its table writes reach
-the broker before its offsets are committed all the same, since every commit flushes the producer
-first (`transport.FlushingProducer`).
+have queued up; each goes through the stage's `Runner`; then the batch's table writes go to their
+changelogs as record batches (`transport.FlushingProducer.send_collected`) and are confirmed, its
+outbox is published and confirmed, and only then are its events acknowledged. While a batch waits
+for the broker, the next one queues up: a stage that falls behind takes bigger batches.
 """
 
 from __future__ import annotations
@@ -25,8 +24,9 @@ from worker.runtime.outbox import Outbox
 from worker.runtime.publish import Publisher
 from worker.runtime.stage import Runner
 
-#: The most events handled, published and confirmed together.
-MAX_EVENTS = 1000
+#: The most events handled, published and confirmed together. A batch runs on the event loop without a
+#: break: batches of up to 1,000 held the hot stages up (p99 554 ms against 219 ms at 1,000 orders/s).
+MAX_EVENTS = 100
 
 
 def stream_agent(
@@ -65,22 +65,25 @@ class StreamEngine:
         """Process `events`; acknowledge those done with once their output is on the broker."""
         out, done = Outbox(), []
         self.observer.batch(self.runner.name)
-        for event in events:
-            message = event.message
-            if message.tp in self.halts:  # fetched again once the partition is skipped past
-                self.app.consumer.release(message)  # type: ignore[attr-defined]
-                continue
-            _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
-            self.observer.took(self.runner.name, message.topic)
-            error = self.runner.run(message, out)
-            if error is None:
-                done.append(event)
-            else:
-                self._halt(message, error)
-        _current_event.set(None)
-        self.runner.end_batch(out)
+        producer = self.app.producer
+        with producer.collecting() as writes:  # type: ignore[attr-defined]
+            for event in events:
+                message = event.message
+                if message.tp in self.halts:  # fetched again once the partition is skipped past
+                    self.app.consumer.release(message)  # type: ignore[attr-defined]
+                    continue
+                _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
+                self.observer.took(self.runner.name, message.topic)
+                error = self.runner.run(message, out)
+                if error is None:
+                    done.append(event)
+                else:
+                    self._halt(message, error)
+            _current_event.set(None)
+            self.runner.end_batch(out)
+        if writes:  # the table writes reach the broker before what they caused
+            await producer.send_collected(writes)  # type: ignore[attr-defined]
         if out:
-            await self.app.producer.flush()  # table writes reach the broker before what they caused
             await (await self.publisher.publish(out)).confirmed()
         for event in done:
             await stream.ack(event)
