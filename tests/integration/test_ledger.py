@@ -12,6 +12,7 @@ from faust.types import TP
 
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, produce_many, read_until, wait_for_stats
+from tests.reviews import until
 from tests.stores import each_store
 from tests.unit.test_review_rules import payout
 from worker.payouts.records import Payout
@@ -130,8 +131,12 @@ async def test_a_backlog_settles_with_its_table_writes_sent_as_record_batches(
     if table_store == "rocksdb://":
         table = app.tables["settlement-ledger"]
         ends = await app.consumer.highwaters(*(TP(ledger, p) for p in range(app.conf.topic_partitions)))
-        held = {tp.partition: table.data.persisted_offset(tp) for tp, end in ends.items() if end}
-        assert held == {tp.partition: end - 1 for tp, end in ends.items() if end}
+        expected = {tp.partition: end - 1 for tp, end in ends.items() if end}
+
+        async def persisted() -> dict[int, int | None]:
+            return {p: table.data.persisted_offset(TP(ledger, p)) for p in expected}
+
+        await until(persisted, lambda held: held == expected, timeout=10)
 
 
 def _of_seller(entry: Payout, seller: bytes) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from faust import web
 from faust.types import TP, StreamT, TableT
 
@@ -251,3 +252,42 @@ async def test_a_restart_recovers_the_ledger_and_reviews_then_settles_holds_and_
     # The recovered ledger holds `o-small`; `early` settles beside it.
     await until(lambda: stats(port), lambda s: s["ledger"]["settled"] == 2)
     assert not second.app._crash_reason  # type: ignore[attr-defined]
+
+
+@each_store
+async def test_table_writes_reach_their_changelog_in_order_when_a_send_fails_or_waits(
+    bootstrap, pipeline_settings, tmp_path: Path, table_store: str
+) -> None:
+    # Every table write joins one queue to the changelogs (worker/runtime/changelogs.py): a send that
+    # fails keeps its writes for the next one, and a write made while a send waits goes after it, so
+    # the changelog, and a table recovered from it, ends with the last value written.
+    settings = pipeline_settings(table_store=table_store, data_dir=tmp_path / "state", topic_partitions=2)
+    app, table, _ = writers_app(settings)
+    await app.start()
+    try:
+        await wait_for(lambda: table.get(b"timer") == b"timer")  # assigned, the timer writing
+        client = app.producer._ensure_producer()
+        send_batch, calls, held = client.send_batch, [], asyncio.Event()
+
+        async def failing_then_held(builder: Any, topic: str, *, partition: int) -> Any:
+            calls.append(topic)
+            if len(calls) == 1:
+                raise KafkaTimeoutError()
+            await held.wait()
+            return await send_batch(builder, topic, partition=partition)
+
+        client.send_batch = failing_then_held
+        table[b"k"] = b"first"
+        await wait_for(lambda: len(calls) >= 2)  # failed once; sent again and waiting
+        table[b"k"] = b"second"
+        held.set()
+        changelog = f"{app.conf.id}-written-changelog"
+        records = await read_until(
+            bootstrap, changelog, lambda kv: (b"k", b"second") in kv, decode=None, with_keys=True
+        )
+        assert [value for key, value in records if key == b"k"] == [b"first", b"second"], records
+    finally:
+        await app.stop()
+
+    async with restarted(settings) as recovered:
+        assert recovered.get(b"k") == b"second"

@@ -13,7 +13,8 @@ commit are handled again by whoever owns the partitions next. Each partition's r
 and published in order, so one seller's events stay in order.
 
 Each batch stage has its own aiokafka consumer in its own group, `<app id>-<stage name>`: fetches
-for different topics then go to the broker side by side, not one after the other.
+for different topics then go to the broker side by side, not one after the other. It publishes through
+an aiokafka producer of its own too (Faust's settings), not behind the stream stages' table writes.
 """
 
 from __future__ import annotations
@@ -95,14 +96,20 @@ class BatchAgent(Service):
         return f"<BatchAgent {self.name}: {', '.join(self.channel.topics)}>"
 
     async def on_start(self) -> None:
-        self._client = kafka_consumer(
-            self.app.settings, group=f"{self.app.conf.id}-{self.name}", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
-        )
-        await self._client.start()
-        harden(self._client)
+        # A producer of its own: aiokafka sends one request per broker at a time, and the stage's
+        # output would wait behind the table writes of the stream stages (docs/performance.md).
         self._producer = self.app.producer._new_producer()  # type: ignore[attr-defined]
         await self._producer.start()
         self.publisher = self.publisher.own(self._producer)
+        self._client = kafka_consumer(
+            self.app.settings, group=f"{self.app.conf.id}-{self.name}", fetch_max_wait_ms=FETCH_MAX_WAIT_MS
+        )
+        try:
+            await self._client.start()
+        except BaseException:
+            await self._producer.stop()
+            raise
+        harden(self._client)
         # Subscribing after start: the group join (seconds) goes on in the background, so the
         # worker's other agents and services start meanwhile, and every agent joins at once.
         self._client.subscribe(list(self.channel.topics), listener=_Handover(self))
@@ -110,12 +117,13 @@ class BatchAgent(Service):
     async def on_stop(self) -> None:
         if self._client is not None:
             await self.drain()
-            if not await stop_consumer(self._client, LEAVE_WAIT_S):
-                logger.info(
-                    "%s: stopped without waiting to leave its group (a join was in progress)", self.name
-                )
-        if self._producer is not None:
-            await self._producer.stop()
+        if self._producer is not None:  # bounded: what it cannot deliver is not committed anyway
+            try:
+                await asyncio.wait_for(self._producer.stop(), transport.STOP_WAIT_S)
+            except TimeoutError:
+                logger.warning("%s: its producer did not stop within %ss", self.name, transport.STOP_WAIT_S)
+        if self._client is not None and not await stop_consumer(self._client, LEAVE_WAIT_S):
+            logger.info("%s: stopped without waiting to leave its group (a join was in progress)", self.name)
 
     async def drain(self) -> None:
         """Confirm and commit every batch handled so far; no new batch starts meanwhile.

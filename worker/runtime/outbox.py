@@ -33,7 +33,6 @@ class Message(NamedTuple):
     note: str | None = None  #: the outcome it stands for (a dead letter's reason)
     since: datetime | None = None  #: when its story began, for the latency of `note`
     headers: Headers | None = None  #: Kafka headers: the `traceparent` of the hop that published it
-    partition: int | None = None  #: where it goes; None: where the producer's partitioner puts its key
 
 
 #: Messages handed to the producer together, and the broker's acknowledgement (see `Partitions.submit`).
@@ -109,8 +108,7 @@ async def hand_over(
     by_partition: dict[tuple[str, int], list[Message]] = {}
     for message in messages:
         name = names[message[0]]
-        partition = message[6] if message[6] is not None else partitions.of(name, message[1])
-        by_partition.setdefault((name, partition), []).append(message)
+        by_partition.setdefault((name, partitions.of(name, message[1])), []).append(message)
     batches: list[Batch] = []
     for (name, partition), group in by_partition.items():
         for chunk, builder in _fill(producer, group):

@@ -64,7 +64,7 @@ class Publisher:
         key_bytes = key.encode() if isinstance(key, str) else key
         message = Message(topic, key_bytes, encode(value), outcome, headers=span.header())
         try:
-            await _deliver(message)
+            await self._deliver(message)
         except TooLarge as exc:
             await self._too_large(message, exc)
             return False
@@ -86,11 +86,11 @@ class Publisher:
         headers = headers or trace.child(trace.current.get()).header()
         letter = self._letter(origin, error, key, value, headers=headers)
         try:
-            await _deliver(letter)
+            await self._deliver(letter)
         except TooLarge:
             # Whole, the payload does not fit in a message: keep its head, its size and the flag.
             letter = self._letter(origin, error, key, value, limit=MAX_DEAD_PAYLOAD, headers=headers)
-            await _deliver(letter)
+            await self._deliver(letter)
         self.observer.delivered([letter])
 
     async def publish(self, outbox: Outbox) -> Delivery:
@@ -140,6 +140,17 @@ class Publisher:
         now = datetime.now(UTC)
         letter = dead_letter_for(origin, error, key=key, value=value, now=now, limit=limit)
         return Message(self.dead_letters, key, encode(letter), error.reason, headers=headers)
+
+    async def _deliver(self, message: Message) -> None:
+        """Send one message through this publisher's producer; too large -> TooLarge."""
+        try:
+            await _send_one(self.client, message)
+        except (MessageSizeTooLargeError, ProducerSendError) as exc:
+            # Faust wraps the client's error in its own; only "too large" becomes a dead letter.
+            cause = exc if isinstance(exc, MessageSizeTooLargeError) else exc.__cause__
+            if isinstance(cause, MessageSizeTooLargeError):
+                raise TooLarge(str(cause)) from exc
+            raise
 
     async def _too_large(self, message: Message, exc: Exception) -> None:
         name = message.topic.get_topic_name()
@@ -197,13 +208,11 @@ class TooLarge(Exception):
     """The client or the broker refused a message as too large."""
 
 
-async def _deliver(message: Message) -> None:
-    try:
+async def _send_one(client: AIOKafkaProducer | None, message: Message) -> None:
+    """Send `message` through `client` (Faust's producer if None) and wait for the broker."""
+    if client is None:
         pending = await message.topic.send(key=message.key, value=message.value, headers=message.headers)
-        await pending  # the broker's acknowledgement (acks=all)
-    except (MessageSizeTooLargeError, ProducerSendError) as exc:
-        # Faust wraps the client's error in its own; only "too large" becomes a dead letter.
-        cause = exc if isinstance(exc, MessageSizeTooLargeError) else exc.__cause__
-        if isinstance(cause, MessageSizeTooLargeError):
-            raise TooLarge(str(cause)) from exc
-        raise
+    else:
+        name = message.topic.get_topic_name()
+        pending = await client.send(name, message.value, key=message.key, headers=message.headers)
+    await pending  # the broker's acknowledgement (acks=all)

@@ -3,7 +3,7 @@
 Faust's consumer assigns a table's partitions together with the source partitions of the agents in
 the same group, so a stage that keeps state per key runs on it. The agent takes the events that
 have queued up; each goes through the stage's `Runner`; then the batch's table writes go to their
-changelogs as record batches (`transport.FlushingProducer.send_collected`) and are confirmed, its
+changelogs as record batches (`worker.runtime.changelogs`) and are confirmed, its
 outbox is published and confirmed, and only then are its events acknowledged. While a batch waits
 for the broker, the next one queues up: a stage that falls behind takes bigger batches.
 """
@@ -65,24 +65,24 @@ class StreamEngine:
         """Process `events`; acknowledge those done with once their output is on the broker."""
         out, done = Outbox(), []
         self.observer.batch(self.runner.name)
-        producer = self.app.producer
-        with producer.collecting() as writes:  # type: ignore[attr-defined]
-            for event in events:
-                message = event.message
-                if message.tp in self.halts:  # fetched again once the partition is skipped past
-                    self.app.consumer.release(message)  # type: ignore[attr-defined]
-                    continue
-                _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
-                self.observer.took(self.runner.name, message.topic)
-                error = self.runner.run(message, out)
-                if error is None:
-                    done.append(event)
-                else:
-                    self._halt(message, error)
-            _current_event.set(None)
-            self.runner.end_batch(out)
-        if writes:  # the table writes reach the broker before what they caused
-            await producer.send_collected(writes)  # type: ignore[attr-defined]
+        changelogs = self.app.producer.changelogs  # type: ignore[attr-defined]
+        made = changelogs.made
+        for event in events:
+            message = event.message
+            if message.tp in self.halts:  # fetched again once the partition is skipped past
+                self.app.consumer.release(message)  # type: ignore[attr-defined]
+                continue
+            _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
+            self.observer.took(self.runner.name, message.topic)
+            error = self.runner.run(message, out)
+            if error is None:
+                done.append(event)
+            else:
+                self._halt(message, error)
+        _current_event.set(None)
+        self.runner.end_batch(out)
+        if changelogs.made > made:  # the table writes reach the broker before what they caused
+            await changelogs.written()
         if out:
             await (await self.publisher.publish(out)).confirmed()
         for event in done:

@@ -9,19 +9,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, Message, TopicT
-from faust.types.tuples import FutureMessage, PendingMessage, ack_lock
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+from mode import Service
 from mode.utils.futures import notify
 
+from worker.runtime.changelogs import Changelogs
 from worker.runtime.kafka import fetched_highwaters, harden
-from worker.runtime.outbox import Message as OutboxMessage
-from worker.runtime.outbox import Partitions, hand_over
 
 logger = logging.getLogger(__name__)
 
@@ -200,86 +200,59 @@ class TansuConsumer(AtLeastOnceConsumer):
 
 
 class FlushingProducer(aiokafka_driver.Producer):
-    """Faust's producer, whose `flush` waits for every message handed to it, and which sends a stream
-    batch's table writes as record batches.
+    """Faust's producer, whose table writes go to their changelogs as record batches
+    (`worker.runtime.changelogs`), and whose `flush` waits for every message handed to it.
 
-    Faust commits offsets after `producer.flush()`, and a stage's table writes reach the changelog
-    through Faust's producer buffer (`send_soon`). Faust's buffer flush returns once 0.1 s pass
-    without a message leaving the buffer, however many are still in it: under load, offsets were
+    Faust commits offsets after `producer.flush()`. Faust's buffer flush returned once 0.1 s passed
+    without a message leaving the buffer, however many were still in it: under load, offsets were
     committed ahead of changelog records that a `kill -9` then lost (10 of 20,000 ledger entries in
-    the crash test). Here a flush waits for the last message handed over (each leaves in order), then
-    for aiokafka's own buffer.
-
-    Faust's buffer hands the client one changelog record at a time, each through a task switch and
-    the client's per-message send: a settling worker spent a third of its time there. While a stream
-    batch runs (`collecting`), its table writes are kept instead, and `send_collected` hands them to
-    the client as record batches, as the outbox does, and resolves each as Faust would (its callback
-    keeps a RocksDB partition's persisted offset).
+    the crash test). Here a flush waits until every table write is on the broker, then for whatever
+    else was handed over (each leaves in order), then for aiokafka's own buffer.
     """
 
     _last: asyncio.Future[Any] | None = None
-    #: The table writes of the stream batch running now (see `collecting`), if one is.
-    _collected: list[FutureMessage] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.partitions = Partitions()
+        self.changelogs = Changelogs(self)
 
     def send_soon(self, fut: Any) -> None:
-        if self._collected is not None:
-            self._collected.append(fut)
+        if fut.message.partition is not None:  # a table write (Faust gives it its partition)
+            self.changelogs.add(fut)
             return
         self._last = fut
         super().send_soon(fut)
 
     async def flush(self) -> None:
-        await self._flush_buffer()
-        await super().flush()
-
-    async def _flush_buffer(self) -> None:
+        await self.changelogs.written()
         last = self._last
         if last is not None and not last.done():
             await asyncio.shield(last)  # raises if it could not be sent: nothing is committed then
+        await super().flush()
 
-    @contextlib.contextmanager
-    def collecting(self) -> Iterator[list[FutureMessage]]:
-        """Keep the table writes made in this block (no await in it) for `send_collected`."""
-        assert self._collected is None, "stream batches do not nest"
-        writes: list[FutureMessage] = []
-        self._collected = writes
-        try:
-            yield writes
-        finally:
-            self._collected = None
-
-    async def send_collected(self, writes: list[FutureMessage]) -> None:
-        """Send `writes` as record batches and wait for the broker; raises if any was not written."""
-        await self._flush_buffer()  # a timer's earlier write of the same key goes first
-        messages = [_changelog_message(write.message) for write in writes]
-        producer = self._ensure_producer()
-        batches = await hand_over(producer, self.partitions, messages)
-        written = dict(zip(map(id, messages), writes, strict=True))
-        for chunk, queued in batches:
+    @Service.task
+    async def _write_changelogs(self) -> None:
+        """The table writes of timers and web views (a stream batch waits for its own)."""
+        changelogs = self.changelogs
+        while not self.should_stop:
+            await changelogs.waiting.wait()
+            changelogs.waiting.clear()
             try:
-                first = await (await queued)
-            except BaseException as exc:
-                for message in chunk:
-                    written[id(message)].set_exception(exc)
-                raise
-            for index, message in enumerate(chunk):
-                write = written[id(message)]
-                write.set_result(first._replace(offset=first.offset + index))
-                if write.message.callback:
-                    write.message.callback(write)
+                await changelogs.written()
+            except Exception:  # logged with the partition; tried again in a second
+                await self.sleep(1.0)
+                changelogs.waiting.set()
 
-
-def _changelog_message(pending: PendingMessage) -> OutboxMessage:
-    headers = pending.headers
-    if isinstance(headers, Mapping):
-        headers = list(headers.items()) or None
-    assert pending.partition is not None, "a table write goes to a known partition"
-    changelog = cast(TopicT, pending.channel)
-    return OutboxMessage(changelog, pending.key, pending.value, headers=headers, partition=pending.partition)
+    async def on_stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.changelogs.written(), STOP_WAIT_S)
+        except Exception as exc:
+            logger.error(
+                "%d table write(s) could not reach their changelogs before the stop (%r)",
+                len(self.changelogs.queued),
+                exc,
+            )
+        await super().on_stop()
 
 
 class Transport(aiokafka_driver.Transport):
