@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 from decimal import Decimal
 
 import aiohttp
@@ -136,3 +137,11 @@ async def test_stats_count_what_flowed(bootstrap, start_pipeline):
     agents = {name: stats["agents"][name] for name in ("orders-to-payouts", "screening", "settlement")}
     assert agents == {"orders-to-payouts": 6, "screening": 5, "settlement": 5}
     assert stats["dead_letters"] == 1
+
+
+async def test_a_started_worker_keeps_its_start_up_out_of_the_collectors_full_passes(start_pipeline):
+    # Each full pass of the garbage collector walks every object the process holds and stops the
+    # event loop meanwhile (up to 250 ms at 1,000 orders/s): what start-up made lives on, frozen.
+    gc.unfreeze()
+    await start_pipeline()
+    assert gc.get_freeze_count() > 10_000
