@@ -44,7 +44,7 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (driver.Transport, "Producer", "transport"),
     (Producer, "send_soon", "transport"),
     (ProducerBuffer, "flush", "transport"),
-    (driver.Producer, "_ensure_producer", "publish"),
+    (driver.Producer, "_ensure_producer", "publish, changelogs"),
     (driver.Producer, "_new_producer", "batches"),
     # outbox.py: record batches straight to aiokafka
     (AIOKafkaProducer, "create_batch", "outbox"),
@@ -134,15 +134,22 @@ def test_a_cancelled_fetch_step_still_ends_itself_and_a_close_still_cancels_the_
 
 
 def test_a_table_write_still_reaches_the_apps_producer_as_a_future_message() -> None:
-    # FlushingProducer.collecting keeps a stream batch's table writes where Faust's send_soon hands
-    # them over; send_collected resolves each as Faust's producer would, then calls its callback.
+    # FlushingProducer.send_soon queues table writes where Faust hands them over (with their
+    # partition); changelogs.py resolves each as Faust's producer does, then calls the table's
+    # callback, which keeps RocksDB's persisted offset from the metadata's offset and partition;
+    # a record batch's future gives the batch's base offset.
+    from aiokafka.producer.message_accumulator import MessageBatch
     from faust.tables.base import Collection
     from faust.topics import Topic
 
     assert "self.changelog_topic.send_soon(" in inspect.getsource(Collection.send_changelog)
+    assert "eager_partitioning=True" in inspect.getsource(Collection.send_changelog)
     assert "self.app.producer.send_soon(fut)" in inspect.getsource(Topic.send_soon)
-    assert "message.set_result(res)" in inspect.getsource(Topic._on_published), "see transport.py"
-    assert "message.message.callback(message)" in inspect.getsource(Topic._on_published)
+    published = inspect.getsource(Topic._on_published)
+    assert "message.set_result(res)" in published and "message.message.callback(message)" in published
+    sent = inspect.getsource(Collection._on_changelog_sent)
+    assert "res.offset" in sent and "res.topic_partition" in sent, "see worker/runtime/changelogs.py"
+    assert "base_offset" in inspect.getsource(MessageBatch.done), "see worker/runtime/changelogs.py"
 
 
 def test_the_coordinator_still_completes_a_join_through_itself() -> None:

@@ -53,7 +53,7 @@ def stream_agent(
 
 
 class StreamEngine:
-    """Handles a batch of a stage's events: run, flush tables, publish, confirm, then acknowledge."""
+    """Handles a batch of a stage's events: run, send its table writes, publish, confirm, then acknowledge."""
 
     def __init__(
         self, app: AppT, runner: Runner, publisher: Publisher, halts: Halts, observer: Observer
