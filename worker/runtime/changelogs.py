@@ -31,29 +31,29 @@ class Changelogs:
 
     def __init__(self, producer: ProducerT) -> None:
         self.producer = producer  #: Faust's producer: its client sends, its sensors count
-        self.queued: list[FutureMessage] = []
-        self.made = 0  #: table writes made since start
-        self.done = 0  #: of which confirmed by the broker
+        #: The writes not confirmed yet, each with its number (in the order made), oldest first.
+        self.queued: list[tuple[int, FutureMessage]] = []
+        self.made = 0  #: table writes made since start: the number of the last one
         self._sending = asyncio.Lock()
         self.waiting = asyncio.Event()  #: set when a write joins the queue
 
     def add(self, write: FutureMessage) -> None:
         """Queue a table write (its key, value and partition are final)."""
-        self.queued.append(write)
         self.made += 1
+        self.queued.append((self.made, write))
         self.waiting.set()
 
     async def written(self) -> None:
         """Return once every table write made so far is on the broker; raise if a send failed (its
         writes stay queued for the next call)."""
         target = self.made
-        while self.done < target:
-            async with self._sending:
-                if self.done < target:
-                    await self._send()
+        async with self._sending:  # no send runs meanwhile: what is not confirmed is queued
+            while self.queued and self.queued[0][0] <= target:
+                await self._send()
 
     async def _send(self) -> None:
-        writes, self.queued = self.queued, []
+        queued, self.queued = self.queued, []
+        writes = [write for _, write in queued]
         unsent, failures = writes, []
         try:
             client: AIOKafkaProducer = self.producer._ensure_producer()  # type: ignore[attr-defined]
@@ -67,9 +67,8 @@ class Changelogs:
             unsent = [write for left, _ in results for write in left]
             failures = [failure for _, failure in results if failure is not None]
         finally:  # what is not confirmed goes back to the head of the queue, in the order it was made
-            order = {id(write): n for n, write in enumerate(writes)}
-            self.done += len(writes) - len(unsent)
-            self.queued = sorted(unsent, key=lambda write: order[id(write)]) + self.queued
+            left = {id(write) for write in unsent}
+            self.queued = [entry for entry in queued if id(entry[1]) in left] + self.queued
         if failures:
             raise failures[0]
 

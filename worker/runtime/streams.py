@@ -82,7 +82,11 @@ class StreamEngine:
         _current_event.set(None)
         self.runner.end_batch(out)
         if changelogs.made > made:  # the table writes reach the broker before what they caused
-            await changelogs.written()
+            try:
+                await changelogs.written()
+            except Exception as exc:  # aiokafka gave up (its own retries spent): stop, as a batch stage does
+                await self.app.crash(exc)
+                raise
         if out:
             await (await self.publisher.publish(out)).confirmed()
         for event in done:
