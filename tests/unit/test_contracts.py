@@ -47,8 +47,8 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (driver.Producer, "_ensure_producer", "publish, changelogs"),
     (driver.Producer, "_new_producer", "batches"),
     # outbox.py: record batches straight to aiokafka
-    (AIOKafkaProducer, "create_batch", "outbox"),
-    (AIOKafkaProducer, "send_batch", "outbox"),
+    (AIOKafkaProducer, "create_batch", "outbox, changelogs"),
+    (AIOKafkaProducer, "send_batch", "outbox, changelogs"),
     (AIOKafkaProducer, "partitions_for", "outbox"),
     (AIOKafkaConsumer, "highwater", "batches, progress"),
     # kafka.py: a consumer closed without leaving its group

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faust.types import ProducerT
 from faust.types.tuples import FutureMessage
+
+from worker.runtime.outbox import record_batches
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class Changelogs:
         sensors, states, sent = self.producer.transport.app.sensors, [], 0
         try:
             acks = []
-            for chunk, builder in _batches(client, writes):
+            for chunk, builder in record_batches(client, writes, _record):
                 for write in chunk:
                     pending = write.message
                     size = len(pending.key or b""), len(pending.value or b"")
@@ -108,27 +110,9 @@ class Changelogs:
         return [], None
 
 
-def _batches(
-    client: AIOKafkaProducer, writes: list[FutureMessage]
-) -> Iterator[tuple[list[FutureMessage], Any]]:
-    """Record batches of at most the client's batch size (a first record always fits)."""
-    chunk: list[FutureMessage] = []
-    builder = client.create_batch()
-    for write in writes:
-        pending = write.message
-        record = {
-            "timestamp": None,
-            "key": pending.key,
-            "value": pending.value,
-            "headers": _headers(pending.headers),
-        }
-        if builder.append(**record) is None:
-            yield chunk, builder
-            chunk, builder = [], client.create_batch()
-            builder.append(**record)
-        chunk.append(write)
-    builder.close()
-    yield chunk, builder
+def _record(write: FutureMessage) -> tuple[bytes | None, bytes | None, Any]:
+    pending = write.message
+    return pending.key, pending.value, _headers(pending.headers)
 
 
 def _headers(headers: Any) -> list[tuple[str, bytes]] | None:

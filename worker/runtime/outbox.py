@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -22,6 +22,7 @@ from worker.runtime.trace import Headers, Span
 from worker.wire import encode
 
 Publishable = faust.Record | Mapping[str, Any] | str | bytes
+T = TypeVar("T")
 
 
 class Message(NamedTuple):
@@ -111,23 +112,31 @@ async def hand_over(
         by_partition.setdefault((name, partitions.of(name, message[1])), []).append(message)
     batches: list[Batch] = []
     for (name, partition), group in by_partition.items():
-        for chunk, builder in _fill(producer, group):
+        for chunk, builder in record_batches(producer, group, _record):
             batches.append((chunk, partitions.submit(producer, builder, name, partition)))
     return batches
 
 
-def _fill(producer: AIOKafkaProducer, messages: list[Message]) -> Iterable[tuple[list[Message], Any]]:
-    """Record batches of at most the producer's batch size (a first message always fits)."""
-    chunk: list[Message] = []
+def record_batches(
+    producer: AIOKafkaProducer, items: list[T], record: Callable[[T], tuple[bytes | None, bytes | None, Any]]
+) -> Iterable[tuple[list[T], Any]]:
+    """`items` as record batches of at most the producer's batch size, in order (a first one always
+    fits); `record` gives an item's key, value and headers."""
+    chunk: list[T] = []
     builder = producer.create_batch()
-    for message in messages:
-        if builder.append(timestamp=None, key=message[1], value=message[2], headers=message[5]) is None:
+    for item in items:
+        key, value, headers = record(item)
+        if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
             yield chunk, builder
             chunk, builder = [], producer.create_batch()
-            builder.append(timestamp=None, key=message[1], value=message[2], headers=message[5])
-        chunk.append(message)
-    builder.close()  # only these messages: per-message sends must not join it
+            builder.append(timestamp=None, key=key, value=value, headers=headers)
+        chunk.append(item)
+    builder.close()  # only these items: per-message sends must not join it
     yield chunk, builder
+
+
+def _record(message: Message) -> tuple[bytes | None, bytes, Headers | None]:
+    return message[1], message[2], message[5]
 
 
 class Partitions:
