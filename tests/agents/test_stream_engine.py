@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from faust import Sensor
+from faust.types import Message
 
 from worker.runtime import context
 from worker.runtime.context import Context
@@ -50,3 +53,64 @@ async def test_a_backlog_is_taken_in_batches_of_at_most_100_events(ctx) -> None:
             await asyncio.sleep(0.01)
 
     assert max(batches) == 100 and len(batches) >= 3, batches
+
+
+class _StopsFlowAtTheFirstEvent(Sensor):
+    """Stops flow as Faust's stop and hand-over do, once a stream has taken its first event."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__()
+        self.app = app
+        self.taken: list[Any] = []
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.taken.append(event)
+        if len(self.taken) == 1:
+            self.app.flow_control.suspend()
+
+
+async def test_events_a_stage_took_for_its_next_batch_are_released_when_flow_stops(ctx) -> None:
+    # The stage takes the first event while two more are queued, so it waits for the rest of its
+    # batch; flow stops, and the stream skips the queued two. Without the release, the taken event
+    # stayed in progress for good and every stop waited STOP_WAIT_S for it (3 stops in 5 on Tansu).
+    handled: list[bytes | None] = []
+    stage = Stage(
+        "probe", ctx.topics.payouts_approved, lambda raw: raw, lambda value, out: handled.append(value),
+        Engine.STREAM,
+    )  # fmt: skip
+    agent = stream_agent(ctx.app, Runner(stage, ErrorPolicy.DEAD_LETTER, Observer(), str), ctx.publisher,
+                         Halts(), Observer())  # fmt: skip
+    sensor = _StopsFlowAtTheFirstEvent(ctx.app)
+    ctx.app.sensors.add(sensor)
+
+    async with agent.test_context() as probe:
+        first, *queued = [await probe.put(f"{n}".encode(), wait=False) for n in range(3)]
+        deadline = time.monotonic() + 10
+        while not (sensor.taken and probe.channel.queue.empty()):  # taken one, skipped two
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        assert sensor.taken == [first] and not first.message.acked  # taken, waiting for the rest
+        assert not any(event.message.acked for event in queued)  # skipped: not taken
+
+        ctx.app.flow_control.clear()  # what Faust does next, at a stop or a hand-over
+
+        assert first.message.acked and first.message not in ctx.app.consumer.unacked
+    assert handled == []  # released, not run: it is fetched again
+
+
+async def test_a_message_another_stage_took_is_released_when_flow_stops_with_it_still_queued(ctx) -> None:
+    # Settlement and seller history both consume payouts-approved. When flow stops, Faust drops the
+    # events still queued for a stage without acknowledging them: a message the other stage had
+    # taken then never left the consumer's messages in progress.
+    app = ctx.app
+    queue = app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+    message = Message("payouts-approved", 0, 7, 0.0, 0, None, b"k", b"v", None)
+    message.incref(2)  # delivered to two stages
+    app.consumer.track_message(message)  # one of them took it (and acknowledged it: one left)
+    message.ack(app.consumer)
+    queue.put_nowait(app.create_event(b"k", b"v", {}, message))  # still queued for the other
+
+    app.flow_control.suspend()
+    app.flow_control.clear()
+
+    assert queue.empty() and message not in app.consumer.unacked

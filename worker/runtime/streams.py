@@ -40,12 +40,8 @@ def stream_agent(
         # cancelled mid-batch. A batch is what has queued up: one event when the stage keeps up,
         # up to MAX_EVENTS when it falls behind.
         queue = stream.channel.queue  # type: ignore[attr-defined]
-        batch: list[EventT[bytes]] = []
         async for event in stream.noack().events():  # type: ignore[attr-defined]
-            batch.append(event)
-            if queue.empty() or len(batch) >= MAX_EVENTS:
-                await engine.handle(stream, batch)
-                batch = []
+            await engine.take(stream, event, more=not queue.empty())
 
     run.__qualname__ = run.__name__ = runner.name.replace("-", "_")
     run.__doc__ = f"Stage {runner.name}."
@@ -60,6 +56,30 @@ class StreamEngine:
     ) -> None:
         self.app, self.runner, self.publisher, self.halts = app, runner, publisher, halts
         self.observer = observer
+        #: The events taken from the stream for the next batch, not handled yet.
+        self.taken: list[EventT[bytes]] = []
+        app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # Faust calls `clear`
+
+    async def take(self, stream: StreamT[bytes], event: EventT[bytes], *, more: bool) -> None:
+        """Add `event` to the next batch, and handle the batch unless `more` events are queued
+        (up to MAX_EVENTS)."""
+        taken = self.taken
+        taken.append(event)
+        if not more or len(taken) >= MAX_EVENTS:
+            self.taken = []
+            await self.handle(stream, taken)
+
+    def clear(self) -> None:
+        """Faust's call when flow stops, for a stop or a hand-over of partitions, as for the events its
+        channels hold: the events taken but not handled are released, to be fetched again. The
+        events still queued when flow stopped are skipped, so the batch would wait for an event that
+        never comes, and the stop would wait its STOP_WAIT_S for them (measured: 3 stops in 5 on
+        Tansu)."""
+        if self.app.flow_control.is_active():  # Faust clears on resume too: nothing is stale then
+            return
+        taken, self.taken = self.taken, []
+        for event in taken:
+            self.app.consumer.release(event.message)  # type: ignore[attr-defined]
 
     async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
         """Process `events`; acknowledge those done with once their output is on the broker."""

@@ -15,10 +15,11 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, Message
+from faust.types import TP, AppT, EventT, Message
 from faust.types.tuples import ack_lock
 from mode import Service
 from mode.utils.futures import notify
+from mode.utils.queues import FlowControlEvent
 
 from worker.runtime.changelogs import Changelogs
 from worker.runtime.kafka import fetched_highwaters, harden
@@ -28,6 +29,31 @@ logger = logging.getLogger(__name__)
 
 #: How long a stop or a hand-over waits for the messages in progress (then leaves them uncommitted).
 STOP_WAIT_S = 4.0
+
+
+class FlowControl(FlowControlEvent):
+    """Faust's flow control, whose `clear` releases the messages of the events it drops.
+
+    When flow stops (a stop, a hand-over of partitions), Faust drops the events queued for its streams
+    without acknowledging them. A message two stages consume (settlement and seller history both read
+    `payouts-approved`) that one of them had taken then stayed in progress for good, and every stop
+    waited its STOP_WAIT_S for it (measured: 3 stops in 5 on Tansu). Released, it is fetched again.
+    """
+
+    def __init__(self, app: AppT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+
+    def clear(self) -> None:
+        dropped = [
+            value.message
+            for queue in self._queues
+            for value in getattr(queue, "_queue", ())  # a channel's queue (a stage clears its own batch)
+            if isinstance(value, EventT)
+        ]
+        super().clear()
+        for message in dropped:
+            self.app.consumer.release(message)  # type: ignore[attr-defined]
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
