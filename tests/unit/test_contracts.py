@@ -191,14 +191,13 @@ def test_the_signatures_the_fixes_override_are_unchanged() -> None:
 
 
 def test_flow_control_still_clears_its_queues_once_flow_stops_and_before_the_wait() -> None:
-    # transport.FlowControl releases what `clear` drops; streams.StreamEngine.clear releases its batch.
-    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+    # streams.StreamEngine.clear drops its batch; transport's wait_empty releases what no stage handles.
+    from mode.utils.queues import FlowControlEvent
 
-    assert "self._queues.add(queue)" in inspect.getsource(FlowControlEvent.manage_queue), "see transport.py"
-    assert "queue.clear()" in inspect.getsource(FlowControlEvent.clear), "see transport.py and streams.py"
-    assert "self._queue.clear()" in inspect.getsource(FlowControlQueue.clear), "see transport.py"
+    assert "self._queues.add(queue)" in inspect.getsource(FlowControlEvent.manage_queue), "see streams.py"
+    assert "queue.clear()" in inspect.getsource(FlowControlEvent.clear), "see streams.py"
     for step in (faust.App._stop_consumer, faust.App._on_partitions_revoked):
         source = inspect.getsource(step)
-        calls = ("flow_control.suspend", "flow_control.clear", "wait_empty")
+        calls = ("self.flow_control.suspend", "self.flow_control.clear", "wait_empty")
         suspend, clear, wait = (source.index(call) for call in calls)
-        assert suspend < clear < wait, f"{step.__qualname__}: see streams.StreamEngine.clear"
+        assert suspend < clear < wait, f"{step.__qualname__}: see transport.py, wait_empty"

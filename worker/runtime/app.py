@@ -19,15 +19,13 @@ from faust.app.base import BootStrategy
 from faust.types import TopicT, TransportT
 from faust.web.drivers.aiohttp import Web
 from mode import Service, ServiceT
-from mode.utils.objects import cached_property
-from mode.utils.queues import FlowControlEvent
 from pydantic import SecretStr
 
 from worker.runtime import shutdown
 from worker.runtime.kafka import broker_credentials, broker_urls, group_timing
 from worker.runtime.logs import Chatter, Printable, Redact, Repeats, logging_config
 from worker.runtime.stores import Table, forget_unclean_tables, stopped_cleanly
-from worker.runtime.transport import FlowControl, TansuTransport, Transport
+from worker.runtime.transport import TansuTransport, Transport
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -117,10 +115,6 @@ class PipelineApp(faust.App):
         self.secrets: tuple[SecretStr, ...] = settings.secrets
         #: The one line a person reads when the worker has started (see `create_app`).
         self.start_line = ""
-
-    @cached_property
-    def flow_control(self) -> FlowControlEvent:
-        return FlowControl(self, loop=self.loop)
 
     def _new_transport(self) -> TransportT:
         # Tansu's workarounds only where Tansu is the broker (`BROKER_QUIRKS`).

@@ -40,6 +40,7 @@ def stream_agent(
         # cancelled mid-batch. A batch is what has queued up: one event when the stage keeps up,
         # up to MAX_EVENTS when it falls behind.
         queue = stream.channel.queue  # type: ignore[attr-defined]
+        app.flow_control.manage_queue(engine)  # type: ignore[arg-type]  # Faust calls `clear`
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             await engine.take(stream, event, more=not queue.empty())
 
@@ -58,7 +59,6 @@ class StreamEngine:
         self.observer = observer
         #: The events taken from the stream for the next batch, not handled yet.
         self.taken: list[EventT[bytes]] = []
-        app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # Faust calls `clear`
 
     async def take(self, stream: StreamT[bytes], event: EventT[bytes], *, more: bool) -> None:
         """Add `event` to the next batch, and handle the batch unless `more` events are queued
@@ -70,19 +70,23 @@ class StreamEngine:
             await self.handle(stream, taken)
 
     def clear(self) -> None:
-        """Faust's call when flow stops, for a stop or a hand-over of partitions, as for the events its
-        channels hold: the events taken but not handled are released, to be fetched again. The
-        events still queued when flow stopped are skipped, so the batch would wait for an event that
-        never comes, and the stop would wait its STOP_WAIT_S for them (measured: 3 stops in 5 on
-        Tansu)."""
-        if self.app.flow_control.is_active():  # Faust clears on resume too: nothing is stale then
+        """Faust's call when flow stops (a stop or a hand-over of partitions), as for the events its
+        channels hold: the events taken for the next batch are dropped, released to be fetched again.
+        Faust drops what is still queued, so the batch would wait for an event that never comes, and
+        be handled, stale, after a hand-over."""
+        if self.app.flow_control.is_active():  # Faust clears at each resume too: this batch is current
             return
         taken, self.taken = self.taken, []
         for event in taken:
             self.app.consumer.release(event.message)  # type: ignore[attr-defined]
 
     async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
-        """Process `events`; acknowledge those done with once their output is on the broker."""
+        """Process `events`; acknowledge those done with once their output is on the broker. A stop or
+        a hand-over waits for them meanwhile."""
+        with self.app.consumer.handling([event.message for event in events]):  # type: ignore[attr-defined]
+            await self._handle(stream, events)
+
+    async def _handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
         out, done = Outbox(), []
         self.observer.batch(self.runner.name)
         changelogs = self.app.producer.changelogs  # type: ignore[attr-defined]

@@ -9,17 +9,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, AppT, EventT, Message
+from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 from mode import Service
 from mode.utils.futures import notify
-from mode.utils.queues import FlowControlEvent
 
 from worker.runtime.changelogs import Changelogs
 from worker.runtime.kafka import fetched_highwaters, harden
@@ -29,31 +28,6 @@ logger = logging.getLogger(__name__)
 
 #: How long a stop or a hand-over waits for the messages in progress (then leaves them uncommitted).
 STOP_WAIT_S = 4.0
-
-
-class FlowControl(FlowControlEvent):
-    """Faust's flow control, whose `clear` releases the messages of the events it drops.
-
-    When flow stops (a stop, a hand-over of partitions), Faust drops the events queued for its streams
-    without acknowledging them. A message two stages consume (settlement and seller history both read
-    `payouts-approved`) that one of them had taken then stayed in progress for good, and every stop
-    waited its STOP_WAIT_S for it (measured: 3 stops in 5 on Tansu). Released, it is fetched again.
-    """
-
-    def __init__(self, app: AppT, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.app = app
-
-    def clear(self) -> None:
-        dropped = [
-            value.message
-            for queue in self._queues
-            for value in getattr(queue, "_queue", ())  # a channel's queue (a stage clears its own batch)
-            if isinstance(value, EventT)
-        ]
-        super().clear()
-        for message in dropped:
-            self.app.consumer.release(message)  # type: ignore[attr-defined]
 
 
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -95,6 +69,20 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         self._refetch: dict[TP, int] = {}
         #: Where each partition the group never committed starts (see `perform_seek`).
         self._start: dict[TP, int] = {}
+        #: The messages of the stream batches being handled now, by batch (see `handling`).
+        self._handling: dict[int, Sequence[Message]] = {}
+
+    @contextlib.contextmanager
+    def handling(self, messages: Sequence[Message]) -> Iterator[None]:
+        """While a stage handles `messages`: once flow stops, a stop or a hand-over waits for these
+        and for no other message (`wait_empty`)."""
+        key = id(messages)
+        self._handling[key] = messages
+        try:
+            yield
+        finally:
+            del self._handling[key]
+            notify(self._waiting_for_ack)
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -107,18 +95,34 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         start, or by the partition's next owner."""
         deadline = time.monotonic() + STOP_WAIT_S
         with contextlib.suppress(TimeoutError):
-            while self._unacked_messages and not self.should_stop and time.monotonic() < deadline:
+            while self._in_progress() and not self.should_stop and time.monotonic() < deadline:
                 await asyncio.wait_for(self.commit(), max(0.1, deadline - time.monotonic()))
                 await self._wait_for_ack(timeout=1)
                 self._clean_unacked_messages()
-            if self._unacked_messages:
+            if left := self._in_progress():
                 logger.warning(
                     "%d message(s) still in progress after %ss are left uncommitted: they will be "
                     "processed again",
-                    len(self._unacked_messages),
+                    left,
                     STOP_WAIT_S,
                 )
             await asyncio.wait_for(self.commit_and_end_transactions(), max(1.0, deadline - time.monotonic()))
+
+    def _in_progress(self) -> int:
+        """How many messages are in progress, once those no stage is handling are released.
+
+        Faust stops flow before it waits (`tests/unit/test_contracts.py`), and then no stage starts
+        on another message. Yet Faust's own count of messages in progress kept some that no stage
+        would finish, and every stop waited STOP_WAIT_S for them (measured: 3 stops in 5 on Tansu):
+        Faust drops the events queued for a stage without acknowledging them, so a message two
+        stages consume (settlement and seller history both read payouts-approved) stayed in
+        progress once the other stage was done with it; so did one whose delivery to a full queue
+        was cut short. Released, they are fetched again."""
+        if not self.app.flow_control.is_active():
+            handled = {id(message) for batch in self._handling.values() for message in batch}
+            for message in [m for m in self._unacked_messages if id(m) not in handled]:
+                self.release(message)
+        return len(self._unacked_messages)
 
     async def perform_seek(self) -> None:
         """Back to the committed offsets, and each partition the group never committed back to its
