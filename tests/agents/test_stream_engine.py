@@ -99,7 +99,7 @@ async def test_events_a_stage_took_for_its_next_batch_are_released_when_flow_sto
     assert handled == []  # released, not run: it is fetched again
 
 
-async def test_once_flow_stops_a_stop_waits_for_the_messages_a_stage_is_handling_and_for_no_other(ctx) -> None:
+async def test_once_flow_stops_a_stop_waits_for_the_batches_being_handled_and_for_no_other(ctx) -> None:
     # Settlement and seller history both consume payouts-approved. When flow stops, Faust drops the
     # events still queued for a stage without acknowledging them: a message the other stage was done
     # with stayed in progress, and the stop waited STOP_WAIT_S for it (CI's failure).
