@@ -71,14 +71,12 @@ class StreamEngine:
 
     def clear(self) -> None:
         """Faust's call when flow stops (a stop or a hand-over of partitions), as for the events its
-        channels hold: the events taken for the next batch are dropped, released to be fetched again.
-        Faust drops what is still queued, so the batch would wait for an event that never comes, and
-        be handled, stale, after a hand-over."""
-        if self.app.flow_control.is_active():  # Faust clears at each resume too: this batch is current
-            return
-        taken, self.taken = self.taken, []
-        for event in taken:
-            self.app.consumer.release(event.message)  # type: ignore[attr-defined]
+        channels hold: the events taken for the next batch are dropped. Faust drops what is still
+        queued, so the batch would wait for an event that never comes, then be handled stale after a
+        hand-over. Their messages are released by the consumer's wait (`AtLeastOnceConsumer.wait_empty`),
+        which knows whether another stage is handling the same message."""
+        if not self.app.flow_control.is_active():  # Faust clears at each resume too
+            self.taken = []
 
     async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
         """Process `events`; acknowledge those done with once their output is on the broker. A stop or

@@ -113,7 +113,7 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
 
         Faust stops flow before it waits (`tests/unit/test_contracts.py`), and then no stage starts
         on another message. Yet Faust's own count of messages in progress kept some that no stage
-        would finish, and every stop waited STOP_WAIT_S for them (measured: 3 stops in 5 on Tansu):
+        would finish, and a stop waited STOP_WAIT_S for them (measured on Tansu: 4 stops in 6):
         Faust drops the events queued for a stage without acknowledging them, so a message two
         stages consume (settlement and seller history both read payouts-approved) stayed in
         progress once the other stage was done with it; so did one whose delivery to a full queue
