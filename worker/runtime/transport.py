@@ -117,7 +117,8 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         Faust drops the events queued for a stage without acknowledging them, so a message two
         stages consume (settlement and seller history both read payouts-approved) stayed in
         progress once the other stage was done with it; so did one whose delivery to a full queue
-        was cut short. Released, they are fetched again."""
+        was cut short, and the events a stage had taken for its next batch (`StreamEngine.clear`
+        drops them). Released, they are fetched again."""
         if not self.app.flow_control.is_active():
             handled = {id(message) for batch in self._handling.values() for message in batch}
             for message in [m for m in self._unacked_messages if id(m) not in handled]:
