@@ -63,3 +63,11 @@ def test_a_partition_never_committed_commits_from_its_beginning(consumer) -> Non
     consumer._start[TP0] = 0
     acked(consumer, committed=None, offsets=[0, 1, 2])  # type: ignore[arg-type]
     assert consumer._new_offset(TP0) == 3
+
+
+async def test_the_streams_are_handed_at_most_500_fetched_records_at_a_time(consumer) -> None:  # type: ignore[no-untyped-def]
+    # Faust's fetch loop takes every record the client holds at once (`max_poll_records` unset): with
+    # settlement behind a backlog of 100,000 payouts, 55,000 decoded records were held at a time
+    # (peak RSS 262 MB, 214 MB with the bound, settling no slower: docs/performance.md).
+    client = consumer._thread._create_worker_consumer(consumer.transport)  # what `getmany` reads
+    assert client._max_poll_records == 500
