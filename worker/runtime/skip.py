@@ -3,9 +3,10 @@
 POST /partitions/{topic}/{partition}/skip   {"offset": N, "reason": "..."}  (a reviewer's token)
 python -m worker skip TOPIC PARTITION OFFSET --reason "..." [--url http://worker:6066]
 
-The message goes to `dead-letters` as `processing_error`, with the error, who skipped it and why;
-then its stage commits past it and fetches on. `/readyz` of the worker that stopped names the
-partition and the offset; ask that worker.
+The message goes to `dead-letters` as `processing_error`, once, with the error of each stage stopped at
+it, who skipped it and why; then each of those stages goes on past it, and it is committed once every
+stage that received it is done with it. `/readyz` of the worker that stopped names the partition, the
+offset and the stage; ask that worker.
 """
 
 from __future__ import annotations
@@ -32,20 +33,21 @@ def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Set
     class Skip(web.View):
         @requires_token(reviewers_from(settings), as_reviewer=True)
         async def post(self, request: web.Request, topic: str, partition: str, reviewer: str) -> web.Response:
-            """Dead-letter the message `topic[partition]` stopped at, and go on past it."""
+            """Dead-letter the message `topic[partition]` stopped at, and go on past it in every stage."""
             try:
                 offset, reason = _skip_request(await request.read(), partition)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             try:
-                halt = await halts.skip(
+                skipped = await halts.skip(
                     topic, int(partition), offset, reason=reason, by=reviewer, publisher=publisher
                 )
             except LookupError as exc:
                 return self.json({"error": str(exc)}, status=404)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=409)
-            return self.json({"skipped": halt.describe(), "reason": reason})
+            stages = [halt.stage for halt in skipped]
+            return self.json({"skipped": {**skipped[0].describe(), "stages": stages}, "reason": reason})
 
     @app.command(
         argument("topic"),
@@ -65,7 +67,8 @@ def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Set
             raise SystemExit(f"skip: {error.format_message()}") from None
         if status != 200:
             raise SystemExit(f"skip: HTTP {status}: {answer.get('error', answer)}")
-        click.echo(f"skipped {topic}[{partition}]@{offset}: dead-lettered, the partition goes on")
+        stages = ", ".join(answer.get("skipped", {}).get("stages", []))
+        click.echo(f"skipped {topic}[{partition}]@{offset} ({stages}): dead-lettered, the partition goes on")
 
 
 def _skip_request(body: bytes, partition: str) -> tuple[int, str]:

@@ -91,8 +91,8 @@ class StreamEngine:
         made = changelogs.made
         for event in events:
             message = event.message
-            if message.tp in self.halts:  # fetched again once the partition is skipped past
-                self.app.consumer.release(message)  # type: ignore[attr-defined]
+            if self.halts.stopped(self.runner.name, message.tp):  # fetched again after the skip
+                self.app.consumer.release(message)  # type: ignore[attr-defined]  # not committed meanwhile
                 continue
             _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
             self.observer.took(self.runner.name, message.topic)
@@ -115,16 +115,18 @@ class StreamEngine:
             await stream.ack(event)
 
     def _halt(self, message: Message, error: str) -> None:
-        consumer = self.app.consumer
+        """Stop this stage at `message`. The message stays unacknowledged, so nothing from it on is
+        committed; a stop does not wait for it (`AtLeastOnceConsumer.wait_empty` releases it)."""
         self.halts.add(
             Halt(self.runner.name, message, error, datetime.now(UTC), partial(self._resume, message))
         )
-        consumer.release(message)  # type: ignore[attr-defined]
-        consumer.pause_partitions([_tp(message)])
+        self.app.consumer.pause_partitions([_tp(message)])
 
     async def _resume(self, message: Message) -> None:
+        """Past `message` (dead-lettered by now): this stage's acknowledgement of it, then fetch on.
+        It is committed once every stage that received it is done with it."""
         consumer = self.app.consumer
-        consumer.ack_released(message)  # type: ignore[attr-defined]
+        message.ack(consumer)
         await consumer.seek(_tp(message), message.offset + 1)
         consumer.resume_partitions([_tp(message)])
 

@@ -170,12 +170,6 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
             self._unacked_messages.discard(message)
             notify(self._waiting_for_ack)
 
-    def ack_released(self, message: Message) -> bool:
-        """Acknowledge a message `release`d before (its stage has dealt with it since)."""
-        with ack_lock:
-            message.acked = False
-            return self.ack(message)
-
     def _new_offset(self, tp: TP) -> int | None:
         # Faust commits over a hole of exactly one message just after the committed offset: it holds
         # back only when `min(acked) - committed > 1`. Here the commit waits for the message at the
