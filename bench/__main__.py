@@ -16,7 +16,7 @@ import orjson
 
 from bench import report, variants
 from bench.orders import orders
-from bench.procs import free_port
+from bench.procs import free_port, table_store
 from bench.progress import Progress
 from bench.variants import Result, Run
 from worker.broker import embedded
@@ -82,9 +82,11 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, broker(Path(tmp)) as (bootstrap, name):
         results = asyncio.run(measure(args, bootstrap, Path(tmp)))
     command = shlex.join(["python", "-m", "bench", *argv])
-    print(f"\n`{command}` on {name}\n\n{report.table(results) if len(results) == len(VARIANTS) else results}")
+    tables = table_store()
+    table = report.table(results) if len(results) == len(VARIANTS) else results
+    print(f"\n`{command}` on {name}, tables on {tables}\n\n{table}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    document = report.document(results, command, name)
+    document = report.document(results, command, name, tables)
     args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     print(f"\nfigures: {args.json}", file=sys.stderr)
 

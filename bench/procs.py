@@ -82,9 +82,16 @@ def _profile(pid: int, output: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def table_store() -> str:
+    """Where the workers keep their tables: rocksdb://, what production runs, unless the bench's
+    environment says TABLE_STORE=memory://."""
+    return os.environ.get("TABLE_STORE", "rocksdb://")
+
+
 def worker_env(bootstrap: str, app_id: str, **extra: str) -> dict[str, str]:
     """The environment of a worker process for one variant: its own group and topic names."""
     return {
+        "TABLE_STORE": table_store(),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "APP_ID": app_id,
         "TOPIC_PREFIX": f"{app_id}-",

@@ -97,12 +97,13 @@ def table(results: dict[str, Result]) -> str:
     return "\n".join(lines)
 
 
-def document(results: dict[str, Result], command: str, broker: str) -> dict[str, Any]:
+def document(results: dict[str, Result], command: str, broker: str, tables: str) -> dict[str, Any]:
     """The same figures as JSON, with enough context to compare runs over time."""
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "broker": broker,
+        "tables": tables,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) -> None:
     figures = tmp_path / "smoke.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_", "TABLE_STORE"))}
     bench = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(VARIANTS), "--json", str(figures)],
         cwd=ROOT,
@@ -41,7 +41,9 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
     )
 
     assert bench.returncode == 0, bench.stderr[-3000:]
-    results = orjson.loads(figures.read_bytes())["results"]
+    document = orjson.loads(figures.read_bytes())
+    assert document["tables"] == "rocksdb://"  # what production runs
+    results = document["results"]
     assert set(results) == set(VARIANTS)
     for name, result in results.items():
         assert result["orders"] > 0, name
