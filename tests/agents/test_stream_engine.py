@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from faust import Sensor
-from faust.types import Message
+from faust.types import TP, Message
+from faust.types.tuples import ConsumerMessage
 
 from worker.runtime import context
 from worker.runtime.context import Context
-from worker.runtime.halts import Halts
+from worker.runtime.halts import Halt, Halts
 from worker.runtime.observer import Observer
 from worker.runtime.outbox import Outbox
 from worker.runtime.stage import Engine, ErrorPolicy, Runner, Stage
@@ -153,41 +156,66 @@ class _DeadLetters:
     async def dead_letter(self, origin: Any, error: Any, **kwargs: Any) -> None:
         self.letters.append((origin, error))
 
+    def offsets(self) -> list[int]:
+        return [origin.offset for origin, _ in self.letters]
+
+
+class _Shared:
+    """Faust's one consumer, as the stream stages share it, running as in a worker (flow on, acks on:
+    a final ack makes the message committable). Only its seek is recorded, not done (no broker), and
+    its assignment is `assigned`; pausing and resuming are Faust's own."""
+
+    def __init__(self, ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.consumer, self.tp = ctx.app.consumer, TP(ctx.topics.payouts_approved.get_topic_name(), 0)
+        self.seeks: list[int] = []
+        self.assigned = {self.tp}
+        ctx.app.flow_control.resume()
+        monkeypatch.setattr(ctx.app.topics, "acks_enabled_for", lambda topic: True)
+        monkeypatch.setattr(self.consumer, "seek", self.seek)
+        monkeypatch.setattr(self.consumer, "assignment", lambda: set(self.assigned))
+        self.consumer._committed_offset[self.tp] = 0
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        assert tp == self.tp
+        self.seeks.append(offset)
+
+    def paused(self) -> bool:
+        return self.tp in self.consumer._paused_partitions
+
+    def committed(self) -> int:
+        """Where the partition is committed after a commit now (what Faust's commit stores)."""
+        offset = self.consumer._new_offset(self.tp)
+        if offset is not None:
+            self.consumer._committed_offset[self.tp] = offset
+        return int(self.consumer._committed_offset[self.tp])
+
 
 def _two_stages_of_one_topic(
-    ctx: Context, monkeypatch: pytest.MonkeyPatch, fails: set[str]
-) -> tuple[Halts, dict[str, StreamEngine], dict[str, list[bytes | None]], list[Any]]:
+    ctx: Context, fails: dict[str, bytes]
+) -> tuple[Halts, dict[str, StreamEngine], dict[str, list[bytes | None]]]:
     """Settlement and seller history as both consume payouts-approved, with one Halts; each stage in
-    `fails` raises for the value b"bug". The consumer's seek and pause are recorded, not done."""
-    consumer, halts, seeks = ctx.app.consumer, Halts(), []
-    handled: dict[str, list[bytes | None]] = {}
-
-    async def seek(tp: Any, offset: int) -> None:
-        seeks.append((tp.partition, offset))
-
-    monkeypatch.setattr(consumer, "seek", seek)
-    monkeypatch.setattr(consumer, "pause_partitions", lambda tps: None)
-    monkeypatch.setattr(consumer, "resume_partitions", lambda tps: None)
-    engines = {}
+    `fails` raises for its value there."""
+    halts, handled, engines = Halts(), {}, {}
     for name in ("settlement", "seller-history"):
         done = handled.setdefault(name, [])
 
         def handle(value: bytes | None, out: Outbox, name: str = name, done: list[Any] = done) -> None:
-            if value == b"bug" and name in fails:
-                raise KeyError("a bug in the rule")
+            if value == fails.get(name):
+                raise KeyError(f"a bug in {name}")
             done.append(value)
 
         stage = Stage(name, ctx.topics.payouts_approved, lambda raw: raw, handle, Engine.STREAM)
         runner = Runner(stage, ErrorPolicy.STOP, Observer(), str)
         engines[name] = StreamEngine(ctx.app, runner, ctx.publisher, halts, Observer())
-    return halts, engines, handled, seeks
+    return halts, engines, handled
 
 
-def _delivered_to_two(ctx: Context, values: list[bytes]) -> list[_Event]:
-    """Messages of payouts-approved[0], each delivered to two stages (as Faust's conductor does)."""
+def _delivered_to_two(ctx: Context, values: list[bytes], start: int = 0) -> list[_Event]:
+    """Messages of payouts-approved[0] from offset `start`, each delivered to two stages (as Faust's
+    conductor does)."""
     consumer, events = ctx.app.consumer, []
-    for offset, value in enumerate(values):
-        message = Message(
+    for offset, value in enumerate(values, start):
+        message = ConsumerMessage(
             ctx.topics.payouts_approved.get_topic_name(), 0, offset, 0.0, 0, None, b"s-1", value, None,
             generation_id=ctx.app.consumer_generation_id,
         )  # fmt: skip
@@ -197,6 +225,15 @@ def _delivered_to_two(ctx: Context, values: list[bytes]) -> list[_Event]:
     return events
 
 
+async def _both_handle(engines: dict[str, StreamEngine], events: list[_Event], consumer: Any) -> None:
+    for engine in engines.values():
+        await engine.handle(_Stream(consumer), events)  # type: ignore[arg-type]
+
+
+async def _skip(halts: Halts, shared: _Shared, offset: int, letters: _DeadLetters) -> list[Any]:
+    return await halts.skip(shared.tp.topic, 0, offset, reason="known", by="me", publisher=letters)  # type: ignore[arg-type]
+
+
 async def test_a_stage_stopped_at_a_message_does_not_stop_another_stage_of_the_same_partition(
     ctx, monkeypatch
 ) -> None:
@@ -204,21 +241,19 @@ async def test_a_stage_stopped_at_a_message_does_not_stop_another_stage_of_the_s
     # released every message of the partition it had not handled yet (o-bug included, and the ones
     # before it), and those were never processed there, nor committed (on the broker: the partition
     # went back to its start after the skip, and stopped at o-bug again).
-    halts, engines, handled, seeks = _two_stages_of_one_topic(ctx, monkeypatch, fails={"settlement"})
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, handled = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
     events = _delivered_to_two(ctx, [b"a", b"bug", b"b"])
-    stream, consumer = _Stream(ctx.app.consumer), ctx.app.consumer
 
-    await engines["settlement"].handle(stream, events)  # type: ignore[arg-type]
-    await engines["seller-history"].handle(stream, events)  # type: ignore[arg-type]
+    await _both_handle(engines, events, shared.consumer)
 
     assert handled == {"settlement": [b"a"], "seller-history": [b"a", b"bug", b"b"]}
     [halt] = halts.describe()
-    assert (halt["stage"], halt["offset"]) == ("settlement", 1)
-    stopped = events[1].message
-    assert not stopped.acked and stopped in consumer.unacked  # not committed: settlement is not past it
-    letters = _DeadLetters()
-    [skipped] = await halts.skip(halt["topic"], 0, 1, reason="known", by="me", publisher=letters)  # type: ignore[arg-type]
-    assert skipped.stage == "settlement" and stopped.acked and seeks == [(0, 2)]  # b: fetched again
+    assert (halt["stage"], halt["offset"]) == ("settlement", 1) and shared.paused()
+    assert shared.committed() == 1  # not past the stopped message
+    [skipped] = await _skip(halts, shared, 1, _DeadLetters())
+    assert skipped.stage == "settlement" and shared.seeks == [2] and not shared.paused()  # b: fetched again
+    assert shared.committed() == 2
 
 
 async def test_a_skipped_message_is_acknowledged_once_every_stage_that_got_it_is_done_with_it(
@@ -226,17 +261,16 @@ async def test_a_skipped_message_is_acknowledged_once_every_stage_that_got_it_is
 ) -> None:
     # The skip acknowledged the message whatever its refcount: it could be committed before seller
     # history had handled its copy, and a crash then lost that payout for seller history.
-    halts, engines, handled, _ = _two_stages_of_one_topic(ctx, monkeypatch, fails={"settlement"})
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, handled = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
     events = _delivered_to_two(ctx, [b"a", b"bug"])
-    stream, stopped = _Stream(ctx.app.consumer), events[1].message
-    await engines["settlement"].handle(stream, events)  # type: ignore[arg-type]
-    topic = halts.describe()[0]["topic"]
+    await engines["settlement"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
 
-    await halts.skip(topic, 0, 1, reason="known", by="me", publisher=_DeadLetters())  # type: ignore[arg-type]
+    await _skip(halts, shared, 1, _DeadLetters())
 
-    assert not stopped.acked and stopped in ctx.app.consumer.unacked  # seller history has not handled it
-    await engines["seller-history"].handle(stream, events)  # type: ignore[arg-type]
-    assert stopped.acked and handled["seller-history"] == [b"a", b"bug"]
+    assert shared.committed() == 0  # nor @0: seller history has handled neither
+    await engines["seller-history"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    assert shared.committed() == 2 and handled["seller-history"] == [b"a", b"bug"]
 
 
 async def test_one_skip_gets_every_stage_stopped_at_the_message_past_it_and_then_it_is_acknowledged(
@@ -244,37 +278,156 @@ async def test_one_skip_gets_every_stage_stopped_at_the_message_past_it_and_then
 ) -> None:
     # Both stages stopped at the same message: the second stop replaced the first (one skip moved one
     # stage, the other stayed stopped with no /readyz entry), and the skip acknowledged the message
-    # whatever its refcount.
-    halts, engines, handled, seeks = _two_stages_of_one_topic(
-        ctx, monkeypatch, fails={"settlement", "seller-history"}
+    # whatever its refcount. Each stage's resume then sought and resumed the shared consumer.
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, handled = _two_stages_of_one_topic(
+        ctx, fails={"settlement": b"bug", "seller-history": b"bug"}
     )
     events = _delivered_to_two(ctx, [b"a", b"bug"])
-    stream, stopped = _Stream(ctx.app.consumer), events[1].message
 
-    for engine in engines.values():
-        await engine.handle(stream, events)  # type: ignore[arg-type]
+    await _both_handle(engines, events, shared.consumer)
 
     assert [(h["stage"], h["offset"]) for h in halts.describe()] == [("seller-history", 1), ("settlement", 1)]
     letters = _DeadLetters()
     with pytest.raises(ValueError, match="stopped at offset 1, not 0"):
-        await halts.skip(halts.describe()[0]["topic"], 0, 0, reason="known", by="me", publisher=letters)  # type: ignore[arg-type]
-    skipped = await halts.skip(halts.describe()[0]["topic"], 0, 1, reason="known", by="me", publisher=letters)  # type: ignore[arg-type]
+        await _skip(halts, shared, 0, letters)
+    skipped = await _skip(halts, shared, 1, letters)
 
     assert [halt.stage for halt in skipped] == ["seller-history", "settlement"] and not halts.describe()
     [(_, error)] = letters.letters  # one dead letter, with each stage's error
-    bug = "KeyError: 'a bug in the rule'"
-    assert error.detail == f"stage seller-history: {bug}; stage settlement: {bug}; skipped by me: known"
-    assert stopped.acked and stopped.refcount == 0 and seeks == [(0, 2), (0, 2)]
+    assert error.detail == (
+        "stage seller-history: KeyError: 'a bug in seller-history'; "
+        "stage settlement: KeyError: 'a bug in settlement'; skipped by me: known"
+    )
+    assert shared.committed() == 2 and shared.seeks == [2] and not shared.paused()
     assert handled == {"settlement": [b"a"], "seller-history": [b"a"]}
+
+
+@pytest.mark.parametrize("order", [(3, 1), (1, 3)], ids=["3-then-1", "1-then-3"])
+async def test_stages_stopped_at_different_messages_resume_the_partition_after_the_last_skip(
+    ctx, monkeypatch, order
+) -> None:
+    # Seller history stopped at @1, settlement at @3. Each stage's skip sought and resumed the shared
+    # consumer: the first skip set the partition flowing while the other stage was still stopped, the
+    # second sought it back to @2, and settlement met @3 (skipped) again: stopped again, a second dead
+    # letter.
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, handled = _two_stages_of_one_topic(
+        ctx, fails={"seller-history": b"A", "settlement": b"B"}
+    )
+    await _both_handle(engines, _delivered_to_two(ctx, [b"a", b"A", b"c", b"B", b"d"]), shared.consumer)
+    assert [(h["stage"], h["offset"]) for h in halts.describe()] == [("seller-history", 1), ("settlement", 3)]
+    letters = _DeadLetters()
+
+    first, last = order
+    await _skip(halts, shared, first, letters)
+    assert shared.paused() and shared.seeks == [] and len(halts.describe()) == 1  # the other is stopped
+    await _skip(halts, shared, last, letters)
+    assert not shared.paused() and shared.seeks == [2]  # seller history left @2 behind
+    await _both_handle(engines, _delivered_to_two(ctx, [b"c", b"B", b"d"], start=2), shared.consumer)
+
+    assert not halts.describe() and letters.offsets() == [first, last]  # one dead letter each
+    assert handled == {
+        "settlement": [b"a", b"A", b"c", b"c", b"d"],
+        "seller-history": [b"a", b"c", b"B", b"d"],
+    }
+    assert shared.committed() == 5
+
+
+async def test_a_stage_failing_on_a_message_skipped_before_it_got_there_goes_past_it(
+    ctx, monkeypatch
+) -> None:
+    # Settlement stopped and was skipped while seller history, behind, had not reached the message: it
+    # then stopped at it too, and a second skip wrote a second dead letter.
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, handled = _two_stages_of_one_topic(
+        ctx, fails={"settlement": b"bug", "seller-history": b"bug"}
+    )
+    events = _delivered_to_two(ctx, [b"a", b"bug", b"b"])
+    await engines["settlement"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    letters = _DeadLetters()
+    await _skip(halts, shared, 1, letters)
+
+    await engines["seller-history"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+
+    assert not halts.describe() and letters.offsets() == [1] and not shared.paused()
+    assert shared.committed() == 2  # @2: settlement released its copy, it is fetched again
+    await _both_handle(engines, _delivered_to_two(ctx, [b"b"], start=2), shared.consumer)
+    assert shared.committed() == 3 and handled == {
+        "settlement": [b"a", b"b"],
+        "seller-history": [b"a", b"b", b"b"],
+    }
+
+
+async def test_a_skip_whose_seek_fails_can_be_skipped_again_and_acknowledges_its_copy_once(
+    ctx, monkeypatch
+) -> None:
+    # Each skip acknowledged the stage's copy again: a retry after a failure would give the message its
+    # final acknowledgement before the other stage had handled its copy.
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, _ = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
+    events = _delivered_to_two(ctx, [b"a", b"bug"])
+    await engines["settlement"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    letters, seek = _DeadLetters(), shared.seek
+
+    async def fails_once(tp: TP, offset: int) -> None:
+        monkeypatch.setattr(shared.consumer, "seek", seek)
+        raise KafkaConnectionError("the broker is away")
+
+    monkeypatch.setattr(shared.consumer, "seek", fails_once)
+    with pytest.raises(KafkaConnectionError):
+        await _skip(halts, shared, 1, letters)
+    assert [h["stage"] for h in halts.describe()] == ["settlement"] and shared.paused()  # still stopped
+    await _skip(halts, shared, 1, letters)
+
+    assert not halts.describe() and not shared.paused() and shared.seeks == [2]
+    assert events[1].message.refcount == 1 and shared.committed() == 0  # seller history's copy
+    await engines["seller-history"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    assert shared.committed() == 2
+
+
+async def test_a_skip_of_a_partition_revoked_meanwhile_leaves_it_to_its_next_owner(ctx, monkeypatch) -> None:
+    # The revocation dropped the stop while the dead letter was on its way; the seek then failed (no
+    # current assignment) and the skip put the stop back: /readyz answered 503 until a restart.
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, _ = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
+    await engines["settlement"].handle(_Stream(shared.consumer), _delivered_to_two(ctx, [b"bug"]))  # type: ignore[arg-type]
+
+    class _RevokedMeanwhile(_DeadLetters):
+        async def dead_letter(self, origin: Any, error: Any, **kwargs: Any) -> None:
+            await super().dead_letter(origin, error, **kwargs)
+            shared.assigned.clear()
+            halts.drop([shared.tp], ["settlement", "seller-history"])
+
+    await _skip(halts, shared, 0, _RevokedMeanwhile())
+
+    assert not halts.describe() and shared.seeks == []
+    with pytest.raises(LookupError):
+        await _skip(halts, shared, 0, _DeadLetters())
+
+
+async def test_the_stops_of_a_revoked_partition_are_dropped_for_the_stages_of_that_consumer_only(ctx) -> None:
+    # A batch stage's revocation (its own group) dropped a stream stage's stop on the same partition,
+    # which then stayed paused with no /readyz entry, and could not be skipped.
+    halts, [message] = Halts(), [event.message for event in _delivered_to_two(ctx, [b"bug"])]
+
+    async def resume() -> None:
+        raise AssertionError("not skipped")
+
+    for stage in ("settlement", "a-batch-stage"):
+        halts.add(Halt(stage, message, "KeyError", datetime.now(UTC), resume))
+    halts.drop([(message.topic, 0)], ["a-batch-stage"])
+
+    assert [h["stage"] for h in halts.describe()] == ["settlement"]
 
 
 async def test_a_stop_does_not_wait_for_the_message_a_stage_stopped_at(ctx, monkeypatch) -> None:
     # The stopped message stays unacknowledged (so nothing from it on is committed): once flow stops,
     # the consumer's wait releases it, as it does every message no batch is handling.
-    halts, engines, _, _ = _two_stages_of_one_topic(ctx, monkeypatch, fails={"settlement"})
+    shared = _Shared(ctx, monkeypatch)
+    halts, engines, _ = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
     events = _delivered_to_two(ctx, [b"bug"])
-    for engine in engines.values():
-        await engine.handle(_Stream(ctx.app.consumer), events)  # type: ignore[arg-type]
+    await _both_handle(engines, events, shared.consumer)
     assert halts.describe() and not events[0].message.acked
 
     ctx.app.flow_control.suspend()

@@ -273,7 +273,7 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]
         self.agent = agent
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.agent.halts.drop(revoked)  # the next owner meets the message again
+        self.agent.halts.drop(revoked, [self.agent.name])  # the next owner meets the message again
         await self.agent.drain()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:

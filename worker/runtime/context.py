@@ -57,7 +57,8 @@ def start(
     policy = ErrorPolicy(ctx.settings.processing_errors)
     mask, spans = Redact(ctx.settings.secrets).mask, otel.exporter()
     agents = {stage.name: _engine(ctx, Runner(stage, policy, ctx.observer, mask, spans)) for stage in stages}
-    tracker = progress.register(ctx.app, ctx.settings.stall_timeout_s, ctx.halts)
+    streams = [name for name, agent in agents.items() if not isinstance(agent, BatchAgent)]
+    tracker = progress.register(ctx.app, ctx.settings.stall_timeout_s, ctx.halts, streams)
     for agent in agents.values():
         if isinstance(agent, BatchAgent):
             tracker.watch(agent)

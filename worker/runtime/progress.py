@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -227,10 +227,12 @@ class Progress:
                 yield tp, by_topic[tp.topic]
 
 
-def register(app: AppT, stall_timeout_s: float, halts: Halts) -> Progress:
+def register(app: AppT, stall_timeout_s: float, halts: Halts, streams: Collection[str]) -> Progress:
     """Track the agents' progress in `app`: a sensor, and a timer that reads the high watermarks.
 
     `halts` are the partitions stopped at a processing error: the worker is not ready while any is.
+    `streams` are the stream stages (Faust's agents), whose stops end when Faust's consumer loses the
+    partition.
     """
     progress = Progress(app, stall_timeout_s, halts)
     app.sensors.add(progress.sensor)
@@ -239,7 +241,7 @@ def register(app: AppT, stall_timeout_s: float, halts: Halts) -> Progress:
     async def forget_stopped(sender: AppT, revoked: set[TP], **kwargs: Any) -> None:
         # Whoever owns a revoked partition next (Faust resumes every partition it assigns) meets the
         # message again, and stops there again.
-        halts.drop(revoked)
+        halts.drop(revoked, streams)
 
     @app.timer(1.0, name="progress-check")
     async def check() -> None:

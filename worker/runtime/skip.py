@@ -3,10 +3,12 @@
 POST /partitions/{topic}/{partition}/skip   {"offset": N, "reason": "..."}  (a reviewer's token)
 python -m worker skip TOPIC PARTITION OFFSET --reason "..." [--url http://worker:6066]
 
-The message goes to `dead-letters` as `processing_error`, once, with the error of each stage stopped at
-it, who skipped it and why; then each of those stages goes on past it, and it is committed once every
-stage that received it is done with it. `/readyz` of the worker that stopped names the partition, the
-offset and the stage; ask that worker.
+The message goes to `dead-letters` as `processing_error`, with the error of each stage stopped at it,
+who skipped it and why; then each of those stages goes on past it, and it is committed once every
+stage that received it is done with it. A stream stage that fails on it later (it had not reached it)
+goes past it too, without another dead letter; stages stopped at other messages of the partition stay
+stopped, and the partition stays paused until the last of them is skipped. `/readyz` of the worker
+that stopped names the partition, the offset and the stage; ask that worker.
 """
 
 from __future__ import annotations
@@ -67,8 +69,11 @@ def register(app: PipelineApp, publisher: Publisher, halts: Halts, settings: Set
             raise SystemExit(f"skip: {error.format_message()}") from None
         if status != 200:
             raise SystemExit(f"skip: HTTP {status}: {answer.get('error', answer)}")
-        stages = ", ".join(answer.get("skipped", {}).get("stages", []))
-        click.echo(f"skipped {topic}[{partition}]@{offset} ({stages}): dead-lettered, the partition goes on")
+        stages = ", ".join(answer.get("skipped", {}).get("stages", []))  # an older worker names none
+        click.echo(
+            f"skipped {topic}[{partition}]@{offset}: dead-lettered, the partition goes on"
+            + (f" (stages: {stages})" if stages else "")
+        )
 
 
 def _skip_request(body: bytes, partition: str) -> tuple[int, str]:

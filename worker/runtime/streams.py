@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from faust.streams import _current_event
-from faust.types import TP, AgentT, AppT, EventT, Message, StreamT
+from faust.types import AgentT, AppT, EventT, Message, StreamT
 
 from worker.runtime.halts import Halt, Halts
 from worker.runtime.observer import Observer
@@ -94,13 +94,16 @@ class StreamEngine:
             if self.halts.stopped(self.runner.name, message.tp):  # fetched again after the skip
                 self.app.consumer.release(message)  # type: ignore[attr-defined]  # not committed meanwhile
                 continue
+            if self.app.consumer.skipped(message, self.runner.name):  # type: ignore[attr-defined]
+                done.append(event)  # fetched again after this stage's skip: past it, unprocessed
+                continue
             _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
             self.observer.took(self.runner.name, message.topic)
             error = self.runner.run(message, out)
             if error is None:
                 done.append(event)
             else:
-                self._halt(message, error)
+                self._stop_or_skip(message, error)
         _current_event.set(None)
         self.runner.end_batch(out)
         if changelogs.made > made:  # the table writes reach the broker before what they caused
@@ -114,23 +117,26 @@ class StreamEngine:
         for event in done:
             await stream.ack(event)
 
+    def _stop_or_skip(self, message: Message, error: str) -> None:
+        """Stop this stage at `message`; unless an operator skipped it already, for another stage: then
+        this stage goes past it too (its dead letter is written, with that stage's error)."""
+        consumer = self.app.consumer
+        if consumer.skipped(message):  # type: ignore[attr-defined]
+            consumer.skip(self.runner.name, message)  # type: ignore[attr-defined]
+        else:
+            self._halt(message, error)
+
     def _halt(self, message: Message, error: str) -> None:
-        """Stop this stage at `message`. The message stays unacknowledged, so nothing from it on is
-        committed; a stop does not wait for it (`AtLeastOnceConsumer.wait_empty` releases it)."""
+        """Stop this stage at `message`, and pause its partition (for every stream stage: they share the
+        consumer). The message stays unacknowledged, so nothing from it on is committed; a stop does not
+        wait for it (`AtLeastOnceConsumer.wait_empty` releases it)."""
         self.halts.add(
             Halt(self.runner.name, message, error, datetime.now(UTC), partial(self._resume, message))
         )
-        self.app.consumer.pause_partitions([_tp(message)])
+        self.app.consumer.stop_at(self.runner.name, message)  # type: ignore[attr-defined]
 
     async def _resume(self, message: Message) -> None:
-        """Past `message` (dead-lettered by now): this stage's acknowledgement of it, then fetch on.
-        It is committed once every stage that received it is done with it."""
-        consumer = self.app.consumer
-        message.ack(consumer)
-        await consumer.seek(_tp(message), message.offset + 1)
-        consumer.resume_partitions([_tp(message)])
-
-
-def _tp(message: Message) -> TP:
-    # A message's `tp` is aiokafka's TopicPartition; Faust's resume_partitions asserts its own TP.
-    return TP(message.topic, message.partition)
+        """Past `message` (dead-lettered by now): this stage's acknowledgement of it, once; the partition
+        is fetched again once no stream stage is stopped on it (`AtLeastOnceConsumer.go_on`). It is
+        committed once every stage that received it is done with it."""
+        await self.app.consumer.go_on(self.runner.name, message)  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -71,6 +72,10 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         self._start: dict[TP, int] = {}
         #: The messages of the stream batches being handled now, by batch (see `handling`).
         self._handling: dict[int, Sequence[Message]] = {}
+        #: The partitions stream stages stopped on (see `stop_at`).
+        self._stops: dict[TP, _Stops] = {}
+        #: Per partition, the stages that skipped each offset, until the commit passes it (see `go_on`).
+        self._skipped: dict[TP, dict[int, set[str]]] = {}
 
     @contextlib.contextmanager
     def handling(self, messages: Sequence[Message]) -> Iterator[None]:
@@ -83,6 +88,60 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
         finally:
             del self._handling[key]
             notify(self._waiting_for_ack)
+
+    def stop_at(self, stage: str, message: Message) -> None:
+        """`stage` stopped at `message` (`PROCESSING_ERRORS=stop`): the stream stages share this consumer,
+        so its partition pauses for all of them, until none is stopped on it (`go_on`)."""
+        tp = _tp(message)
+        stops = self._stops.setdefault(tp, _Stops(set(), message.offset + 1))
+        stops.stages.add(stage)
+        stops.fetch_from = min(stops.fetch_from, message.offset + 1)  # what this stage released
+        self.pause_partitions([tp])
+
+    async def go_on(self, stage: str, message: Message) -> None:
+        """`stage` is past the message it stopped at (dead-lettered: `skip`). Once no stage is stopped on
+        the partition, it is fetched again from the first message a stopped stage released; each stage
+        meets again what it skipped, and goes past it (`skipped`). A partition no longer assigned is
+        left alone: its next owner meets the message."""
+        self.skip(stage, message)
+        tp = _tp(message)
+        stops = self._stops.get(tp)
+        if stops is None or tp not in self.assignment():
+            return
+        if stops.stages - {stage}:
+            stops.stages.discard(stage)
+            return
+        await self.seek(tp, stops.fetch_from)
+        self.resume_partitions([tp])
+        del self._stops[tp]
+
+    def skip(self, stage: str, message: Message) -> None:
+        """`stage` skips `message`: its copy is acknowledged through the refcount, once however often
+        this is called, so the message is committed once every stage that received it is done with it."""
+        skippers = self._skipped_at(message)
+        if stage not in skippers:
+            skippers.add(stage)
+            message.ack(self)
+
+    def skipped(self, message: Message, stage: str | None = None) -> bool:
+        """True when `stage` (by default: any stage) skipped `message`: fetched again, it goes unprocessed."""
+        skippers = self._skipped.get(_tp(message), {}).get(message.offset, set())
+        return bool(skippers) if stage is None else stage in skippers
+
+    def _skipped_at(self, message: Message) -> set[str]:
+        """The stages that skipped `message`; the offsets the commit passed are forgotten."""
+        tp = _tp(message)
+        skipped, committed = self._skipped.setdefault(tp, {}), self._committed_offset.get(tp) or 0
+        for offset in [offset for offset in skipped if offset < committed]:
+            del skipped[offset]
+        return skipped.setdefault(message.offset, set())
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Stops and skips end with the assignment: the next owner meets the messages again."""
+        await super().on_partitions_revoked(revoked)
+        for tp in revoked:
+            self._stops.pop(tp, None)
+            self._skipped.pop(tp, None)
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -205,6 +264,19 @@ class AtLeastOnceConsumer(aiokafka_driver.Consumer):
                 self._read_offset[tp] = last  # seek() stores the next offset; the check wants the last
                 continue  # delivered again, in order, after the missing ones
             yield tp, message
+
+
+@dataclass
+class _Stops:
+    """A partition stream stages stopped on: those still stopped, and where it is fetched from again."""
+
+    stages: set[str]
+    fetch_from: int
+
+
+def _tp(message: Message) -> TP:
+    # A message's `tp` is aiokafka's TopicPartition; Faust's pause and resume assert its own TP.
+    return TP(message.topic, message.partition)
 
 
 class TansuConsumer(AtLeastOnceConsumer):
