@@ -160,6 +160,20 @@ class _DeadLetters:
         return [origin.offset for origin, _ in self.letters]
 
 
+class _Published:
+    """What the stages publish (their dead letters, here), as if the broker confirmed it at once."""
+
+    def __init__(self) -> None:
+        self.rejected: list[tuple[int, str]] = []
+
+    async def publish(self, out: Outbox) -> _Published:
+        self.rejected += [(message.offset, error.detail) for message, error, _ in out.rejected]
+        return self
+
+    async def confirmed(self) -> None:
+        return None
+
+
 class _Shared:
     """Faust's one consumer, as the stream stages share it, running as in a worker (flow on, acks on:
     a final ack makes the message committable). Only its seek is recorded, not done (no broker), and
@@ -334,12 +348,14 @@ async def test_stages_stopped_at_different_messages_resume_the_partition_after_t
     assert shared.committed() == 5
 
 
-async def test_a_stage_failing_on_a_message_skipped_before_it_got_there_goes_past_it(
-    ctx, monkeypatch
+async def test_a_stage_failing_on_a_message_skipped_before_it_got_there_dead_letters_it(
+    ctx, monkeypatch, caplog
 ) -> None:
     # Settlement stopped and was skipped while seller history, behind, had not reached the message: it
-    # then stopped at it too, and a second skip wrote a second dead letter.
-    shared = _Shared(ctx, monkeypatch)
+    # then stopped at it too, and needed a second skip. Then it went past it with no record of its own
+    # error, and its log line said it stopped.
+    shared, published = _Shared(ctx, monkeypatch), _Published()
+    monkeypatch.setattr(ctx.publisher, "publish", published.publish)
     halts, engines, handled = _two_stages_of_one_topic(
         ctx, fails={"settlement": b"bug", "seller-history": b"bug"}
     )
@@ -351,6 +367,9 @@ async def test_a_stage_failing_on_a_message_skipped_before_it_got_there_goes_pas
     await engines["seller-history"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
 
     assert not halts.describe() and letters.offsets() == [1] and not shared.paused()
+    assert published.rejected == [(1, "stage seller-history: KeyError: 'a bug in seller-history'")]
+    [logged] = [r.getMessage() for r in caplog.records if "stage seller-history" in r.getMessage()]
+    assert logged.endswith("(dead-lettered)"), logged
     assert shared.committed() == 2  # @2: settlement released its copy, it is fetched again
     await _both_handle(engines, _delivered_to_two(ctx, [b"b"], start=2), shared.consumer)
     assert shared.committed() == 3 and handled == {

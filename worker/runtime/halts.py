@@ -5,8 +5,8 @@ the other partitions keep flowing. Each stage stops on its own: another stage of
 with what it has of the partition. `/readyz` names each stopped partition and its stage, and `python -m
 worker skip TOPIC PARTITION OFFSET --reason ...` (`POST /partitions/{topic}/{partition}/skip`)
 dead-letters the message and lets every stage stopped at it move past it. A stream stage that meets
-a message after it was skipped (fetched again, or failing on it later than the stage stopped at it)
-goes past it without stopping again.
+a skipped message again goes past it; one that fails on it after the skip (it had not reached it)
+dead-letters it with its own error, without stopping.
 """
 
 from __future__ import annotations

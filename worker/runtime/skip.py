@@ -6,7 +6,7 @@ python -m worker skip TOPIC PARTITION OFFSET --reason "..." [--url http://worker
 The message goes to `dead-letters` as `processing_error`, with the error of each stage stopped at it,
 who skipped it and why; then each of those stages goes on past it, and it is committed once every
 stage that received it is done with it. A stream stage that fails on it later (it had not reached it)
-goes past it too, without another dead letter; stages stopped at other messages of the partition stay
+dead-letters it with its own error, without stopping; stages stopped at other messages of the partition stay
 stopped, and the partition stays paused until the last of them is skipped. `/readyz` of the worker
 that stopped names the partition, the offset and the stage; ask that worker.
 """

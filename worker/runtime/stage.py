@@ -88,9 +88,10 @@ class Runner:
         """The stage's name."""
         return self.stage.name
 
-    def run(self, message: Consumed, out: Outbox) -> str | None:
+    def run(self, message: Consumed, out: Outbox, *, may_stop: bool = True) -> str | None:
         """Decode and handle `message` into `out`. None when the message is done with (its output or
-        its dead letter is in `out`); the error, as text, when processing must stop at it."""
+        its dead letter is in `out`); the error, as text, when processing must stop at it
+        (`PROCESSING_ERRORS=stop`, unless not `may_stop`: an operator skipped it for another stage)."""
         out.source, mark = message, out.mark()
         token = handling.set(message)  # log lines name the message being handled
         parent = trace.of_headers(message.headers)
@@ -103,7 +104,7 @@ class Runner:
             out.reject(message, error)
         except Exception as exc:
             out.rollback(mark)
-            return self._failed(message, exc, out)
+            return self._failed(message, exc, out, may_stop)
         finally:
             trace.current.reset(traced)
             handling.reset(token)
@@ -117,10 +118,10 @@ class Runner:
         if self.stage.end_batch is not None:
             self.stage.end_batch(out)
 
-    def _failed(self, message: Consumed, exc: Exception, out: Outbox) -> str | None:
+    def _failed(self, message: Consumed, exc: Exception, out: Outbox, may_stop: bool) -> str | None:
         error = self.mask(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_TEXT]
         where = f"{message.topic}[{message.partition}]@{message.offset}"
-        stops = self.policy is ErrorPolicy.STOP
+        stops = self.policy is ErrorPolicy.STOP and may_stop
         logger.error(
             "processing error in stage %s at %s: %s (%s)",
             self.name,

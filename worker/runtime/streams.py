@@ -13,7 +13,7 @@ from __future__ import annotations
 import weakref
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from faust.streams import _current_event
 from faust.types import AgentT, AppT, EventT, Message, StreamT
@@ -23,6 +23,7 @@ from worker.runtime.observer import Observer
 from worker.runtime.outbox import Outbox
 from worker.runtime.publish import Publisher
 from worker.runtime.stage import Runner
+from worker.runtime.transport import AtLeastOnceConsumer
 
 #: The most events handled, published and confirmed together. A batch runs on the event loop without a
 #: break: batches of up to 1,000 held the hot stages up (p99 554 ms against 219 ms at 1,000 orders/s).
@@ -78,32 +79,23 @@ class StreamEngine:
         if not self.app.flow_control.is_active():  # Faust clears at each resume too
             self.taken = []
 
+    @property
+    def consumer(self) -> AtLeastOnceConsumer:
+        """Faust's consumer, which the stream stages share."""
+        return cast(AtLeastOnceConsumer, self.app.consumer)
+
     async def handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
         """Process `events`; acknowledge those done with once their output is on the broker. A stop or
         a hand-over waits for them meanwhile."""
-        with self.app.consumer.handling([event.message for event in events]):  # type: ignore[attr-defined]
+        with self.consumer.handling([event.message for event in events]):
             await self._handle(stream, events)
 
     async def _handle(self, stream: StreamT[bytes], events: list[EventT[bytes]]) -> None:
-        out, done = Outbox(), []
+        out = Outbox()
         self.observer.batch(self.runner.name)
         changelogs = self.app.producer.changelogs  # type: ignore[attr-defined]
         made = changelogs.made
-        for event in events:
-            message = event.message
-            if self.halts.stopped(self.runner.name, message.tp):  # fetched again after the skip
-                self.app.consumer.release(message)  # type: ignore[attr-defined]  # not committed meanwhile
-                continue
-            if self.app.consumer.skipped(message, self.runner.name):  # type: ignore[attr-defined]
-                done.append(event)  # fetched again after this stage's skip: past it, unprocessed
-                continue
-            _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
-            self.observer.took(self.runner.name, message.topic)
-            error = self.runner.run(message, out)
-            if error is None:
-                done.append(event)
-            else:
-                self._stop_or_skip(message, error)
+        done = [event for event in events if self._run(event, out)]
         _current_event.set(None)
         self.runner.end_batch(out)
         if changelogs.made > made:  # the table writes reach the broker before what they caused
@@ -117,14 +109,23 @@ class StreamEngine:
         for event in done:
             await stream.ack(event)
 
-    def _stop_or_skip(self, message: Message, error: str) -> None:
-        """Stop this stage at `message`; unless an operator skipped it already, for another stage: then
-        this stage goes past it too (its dead letter is written, with that stage's error)."""
-        consumer = self.app.consumer
-        if consumer.skipped(message):  # type: ignore[attr-defined]
-            consumer.skip(self.runner.name, message)  # type: ignore[attr-defined]
-        else:
+    def _run(self, event: EventT[bytes], out: Outbox) -> bool:
+        """Run one event into `out`: True when it is done with (acknowledged once the batch's output is
+        on the broker), False when this stage stopped at it or before it."""
+        message, consumer, name = event.message, self.consumer, self.runner.name
+        if self.halts.stopped(name, message.tp):  # fetched again once the partition goes on
+            consumer.release(message)  # not committed meanwhile
+            return False
+        if consumer.passed_over(message, name):  # fetched again after this stage's skip: past it
+            return True
+        _current_event.set(weakref.ref(event))  # tables and log lines see the event handled
+        self.observer.took(name, message.topic)
+        # A message an operator skipped for another stage is dead-lettered if it fails here, not stopped
+        # at again (this stage had not reached it then).
+        error = self.runner.run(message, out, may_stop=not consumer.passed_over(message))
+        if error is not None:
             self._halt(message, error)
+        return error is None
 
     def _halt(self, message: Message, error: str) -> None:
         """Stop this stage at `message`, and pause its partition (for every stream stage: they share the
@@ -133,10 +134,10 @@ class StreamEngine:
         self.halts.add(
             Halt(self.runner.name, message, error, datetime.now(UTC), partial(self._resume, message))
         )
-        self.app.consumer.stop_at(self.runner.name, message)  # type: ignore[attr-defined]
+        self.consumer.stop_at(self.runner.name, message)
 
     async def _resume(self, message: Message) -> None:
         """Past `message` (dead-lettered by now): this stage's acknowledgement of it, once; the partition
         is fetched again once no stream stage is stopped on it (`AtLeastOnceConsumer.go_on`). It is
         committed once every stage that received it is done with it."""
-        await self.app.consumer.go_on(self.runner.name, message)  # type: ignore[attr-defined]
+        await self.consumer.go_on(self.runner.name, message)
