@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from bench import kafka
@@ -208,6 +210,8 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
     try:
         run.progress.step(f"latency, {who}: waiting for the first payout")
         await _warm_up(producer, topics[0], tally, worker)
+        if port := command.env.get("WEB_PORT"):  # the worker: ready, as a load balancer would wait for
+            await _ready(f"http://127.0.0.1:{port}/readyz", worker)
         label = f"{who}, latency at {rate:,.0f} orders/s for {seconds:.0f} s"
         run.progress.step(label)
         cpu = worker.cpu_seconds()
@@ -349,6 +353,21 @@ async def _steady(
         worker.check_alive()
         await asyncio.sleep(0.002)
     return sent
+
+
+async def _ready(url: str, worker: Process, timeout: float = 90) -> None:
+    """Until `url` answers 200: every stage has its partitions and has caught up."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            worker.check_alive()
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as answer:
+                    if answer.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 in {timeout}s")
+            await asyncio.sleep(0.1)
 
 
 async def _until(condition: Callable[[], bool], timeout: float, worker: Process, what: str) -> None:
