@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from faust.transport.consumer import ConsumerMessage
 from faust.types import TP, Message
 
 from worker.runtime.app import create_app
@@ -71,3 +72,17 @@ async def test_the_streams_are_handed_at_most_500_fetched_records_at_a_time(cons
     # (peak RSS 262 MB, 214 MB with the bound, settling no slower: docs/performance.md).
     client = consumer._thread._create_worker_consumer(consumer.transport)  # what `getmany` reads
     assert client._max_poll_records == 500
+
+
+def test_what_the_stages_skipped_is_forgotten_once_the_commit_passed_it(consumer) -> None:  # type: ignore[no-untyped-def]
+    # PROCESSING_ERRORS=stop: the offsets an operator skipped, per stage, are kept to go past them when
+    # they are fetched again, not for ever.
+    first, later = (ConsumerMessage(TP0.topic, 0, n, 0.0, 0, None, b"k", b"v", None) for n in (1, 7))
+    consumer.pass_over("settlement", first)
+    assert consumer.passed_over(first) and consumer.passed_over(first, "settlement")
+    assert not consumer.passed_over(first, "seller-history") and not consumer.passed_over(later)
+
+    consumer._committed_offset[TP0] = 5  # the commit passed offset 1
+    consumer.pass_over("settlement", later)
+
+    assert not consumer.passed_over(first) and consumer.passed_over(later, "settlement")
