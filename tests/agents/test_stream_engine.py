@@ -239,6 +239,17 @@ def _delivered_to_two(ctx: Context, values: list[bytes], start: int = 0) -> list
     return events
 
 
+async def _settlement_stopped_at_the_bug(
+    ctx: Context, shared: _Shared, values: list[bytes]
+) -> tuple[Halts, dict[str, StreamEngine], dict[str, list[bytes | None]], list[_Event]]:
+    """Settlement and seller history on payouts-approved[0], `values` delivered to both; settlement,
+    first to handle them, stops at b"bug"."""
+    halts, engines, handled = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
+    events = _delivered_to_two(ctx, values)
+    await engines["settlement"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    return halts, engines, handled, events
+
+
 async def _both_handle(engines: dict[str, StreamEngine], events: list[_Event], consumer: Any) -> None:
     for engine in engines.values():
         await engine.handle(_Stream(consumer), events)  # type: ignore[arg-type]
@@ -276,9 +287,7 @@ async def test_a_skipped_message_is_acknowledged_once_every_stage_that_got_it_is
     # The skip acknowledged the message whatever its refcount: it could be committed before seller
     # history had handled its copy, and a crash then lost that payout for seller history.
     shared = _Shared(ctx, monkeypatch)
-    halts, engines, handled = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
-    events = _delivered_to_two(ctx, [b"a", b"bug"])
-    await engines["settlement"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    halts, engines, handled, events = await _settlement_stopped_at_the_bug(ctx, shared, [b"a", b"bug"])
 
     await _skip(halts, shared, 1, _DeadLetters())
 
@@ -384,9 +393,7 @@ async def test_a_skip_whose_seek_fails_can_be_skipped_again_and_acknowledges_its
     # Each skip acknowledged the stage's copy again: a retry after a failure would give the message its
     # final acknowledgement before the other stage had handled its copy.
     shared = _Shared(ctx, monkeypatch)
-    halts, engines, _ = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
-    events = _delivered_to_two(ctx, [b"a", b"bug"])
-    await engines["settlement"].handle(_Stream(shared.consumer), events)  # type: ignore[arg-type]
+    halts, engines, _, events = await _settlement_stopped_at_the_bug(ctx, shared, [b"a", b"bug"])
     letters, seek = _DeadLetters(), shared.seek
 
     async def fails_once(tp: TP, offset: int) -> None:
@@ -409,8 +416,7 @@ async def test_a_skip_of_a_partition_revoked_meanwhile_leaves_it_to_its_next_own
     # The revocation dropped the stop while the dead letter was on its way; the seek then failed (no
     # current assignment) and the skip put the stop back: /readyz answered 503 until a restart.
     shared = _Shared(ctx, monkeypatch)
-    halts, engines, _ = _two_stages_of_one_topic(ctx, fails={"settlement": b"bug"})
-    await engines["settlement"].handle(_Stream(shared.consumer), _delivered_to_two(ctx, [b"bug"]))  # type: ignore[arg-type]
+    halts, *_ = await _settlement_stopped_at_the_bug(ctx, shared, [b"bug"])
 
     class _RevokedMeanwhile(_DeadLetters):
         async def dead_letter(self, origin: Any, error: Any, **kwargs: Any) -> None:
