@@ -8,9 +8,12 @@ import warnings
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP
 
 from tests.integration.test_pipeline import order
 from tests.kafka import produce, read_until
+from tests.reviews import until
+from worker.runtime.batches import BatchAgent
 from worker.runtime.outbox import Outbox
 
 
@@ -74,6 +77,27 @@ async def test_a_stopping_worker_commits_what_it_delivered(bootstrap, start_pipe
     finally:
         await group.stop()
     assert sum(offset or 0 for offset in committed) == 5
+
+
+async def test_a_stopped_batch_agent_asks_the_broker_nothing_and_leaves_no_connection_open(start_pipeline):
+    # The progress timer reads every agent's end offsets, and the app stops it only after its agents:
+    # a stopped aiokafka consumer asked anything opens a connection that nobody closes (CI saw its
+    # read tasks left running after a restart test).
+    pipeline = await start_pipeline()
+    agent = pipeline.agents["orders-to-payouts"]
+    assert isinstance(agent, BatchAgent)
+
+    async def assigned() -> list[TP]:
+        return agent.assigned()
+
+    partitions = await until(assigned, bool)
+
+    await agent.stop()
+
+    assert agent.assigned() == []
+    assert await agent.end_offsets(partitions) == {}
+    connections = agent._client._client._conns  # type: ignore[union-attr]  # aiokafka's own
+    assert [conn for conn in connections.values() if conn.connected()] == []
 
 
 async def test_the_hot_stages_deliver_while_the_table_writes_wait_on_the_broker(bootstrap, start_pipeline):

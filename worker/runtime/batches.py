@@ -155,12 +155,13 @@ class BatchAgent(Service):
         self.progress.clear()
         now = time.monotonic()
         for tp in assigned:
-            start = await self._client.committed(tp) if self._client else None
+            start = await client.committed(tp) if (client := self._open()) else None
             self.progress[TP(tp.topic, tp.partition)] = PartitionProgress(moved_at=now, start=start)
 
     def assigned(self) -> list[TP]:
-        """The partitions this agent's consumer is assigned now."""
-        return [TP(tp.topic, tp.partition) for tp in self._client.assignment()] if self._client else []
+        """The partitions this agent's consumer is assigned now (none once it is stopping)."""
+        client = self._open()
+        return [TP(tp.topic, tp.partition) for tp in client.assignment()] if client else []
 
     def highwater(self, tp: TP) -> int | None:
         """The high watermark of `tp` in the last fetch response (exact, even on Tansu)."""
@@ -170,11 +171,16 @@ class BatchAgent(Service):
             return None
 
     async def end_offsets(self, partitions: Sequence[TP]) -> dict[TP, int]:
-        """The broker's end offsets of `partitions`."""
-        if self._client is None:
+        """The broker's end offsets of `partitions` (none once the agent is stopping)."""
+        if (client := self._open()) is None:
             return {}
-        ends = await self._client.end_offsets([TopicPartition(*tp) for tp in partitions])
+        ends = await client.end_offsets([TopicPartition(*tp) for tp in partitions])
         return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    def _open(self) -> AIOKafkaConsumer | None:
+        """The consumer, unless the agent is stopping: a closed aiokafka consumer asked anything opens a
+        connection to the broker that nobody closes (the progress timer asks after the agents stop)."""
+        return None if self.should_stop else self._client
 
     @Service.task
     async def _fetch(self) -> None:
