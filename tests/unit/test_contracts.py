@@ -19,6 +19,7 @@ from faust.app.base import BootStrategy
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import Stream
 from faust.transport import consumer as faust_consumer
+from faust.transport.conductor import Conductor, ConductorCompiler
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import Producer, ProducerBuffer
 from faust.web.drivers.aiohttp import Web
@@ -46,6 +47,13 @@ ATTRIBUTES: list[tuple[Any, str, str]] = [
     (ProducerBuffer, "flush", "transport"),
     (driver.Producer, "_ensure_producer", "publish, changelogs"),
     (driver.Producer, "_new_producer", "batches"),
+    # fetchloop.py: Faust's fetch loop, handing records over directly (what it replaces and reads)
+    (faust_consumer.Consumer, "_drain_messages", "fetchloop"),
+    (faust_consumer.Consumer, "_add_gap", "fetchloop"),
+    (faust_consumer.Consumer, "_n_acked", "fetchloop"),
+    (faust_consumer.Consumer, "consumer_stopped_errors", "fetchloop"),
+    (ProducerBuffer, "max_messages", "fetchloop"),
+    (Conductor, "acks_enabled_for", "fetchloop"),
     # outbox.py: record batches straight to aiokafka
     (AIOKafkaProducer, "create_batch", "outbox, changelogs"),
     (AIOKafkaProducer, "send_batch", "outbox, changelogs"),
@@ -96,7 +104,15 @@ def test_what_the_runtime_reaches_into_is_still_there(owner: Any, name: str, use
 def test_the_consumer_state_the_fixes_read_is_still_made_by_faust() -> None:
     # Attributes set in __init__ (not on the class): read from the constructor's source.
     source = inspect.getsource(faust_consumer.Consumer.__init__)
-    for name in ("_unacked_messages", "_acked", "_committed_offset", "_read_offset", "_waiting_for_ack"):
+    names = (
+        "_unacked_messages",
+        "_acked",
+        "_committed_offset",
+        "_read_offset",
+        "_waiting_for_ack",
+        "_commit_every",
+    )
+    for name in names:
         assert f"self.{name}" in source, (
             f"Faust's Consumer no longer keeps {name}: see worker/runtime/transport.py"
         )
@@ -183,6 +199,7 @@ def test_the_signatures_the_fixes_override_are_unchanged() -> None:
         faust_consumer.Consumer.ack: ["self", "message"],
         faust_consumer.Consumer.getmany: ["self", "timeout"],
         faust_consumer.Consumer.perform_seek: ["self"],
+        faust_consumer.Consumer._drain_messages: ["self", "fetcher"],
         RocksDBStore._set: ["self", "key", "value"],
         Producer.send_soon: ["self", "fut"],
     }
@@ -201,3 +218,12 @@ def test_flow_control_still_clears_its_queues_once_flow_stops_and_before_the_wai
         calls = ("self.flow_control.suspend", "self.flow_control.clear", "wait_empty")
         suspend, clear, wait = (source.index(call) for call in calls)
         assert suspend < clear < wait, f"{step.__qualname__}: see transport.py, wait_empty"
+
+
+def test_faust_still_hands_each_fetched_record_over_as_the_fetch_loop_expects() -> None:
+    # fetchloop.py hands a record over directly only when Faust's delivery would not wait: these are
+    # the waits Faust's delivery has (flow control, its producer buffer, a full channel).
+    source = inspect.getsource(ConductorCompiler)
+    for wait in ("acquire_flow_control()", "wait_until_producer_ebb()", "queue.full()"):
+        assert wait in source, f"Faust's delivery changed ({wait}): see worker/runtime/fetchloop.py"
+    assert "_tp_index" in inspect.getsource(Conductor.__init__)
