@@ -86,3 +86,27 @@ def test_what_the_stages_skipped_is_forgotten_once_the_commit_passed_it(consumer
     consumer.pass_over("settlement", later)
 
     assert not consumer.passed_over(first) and consumer.passed_over(later, "settlement")
+
+
+async def test_a_record_is_handed_over_directly_only_when_fausts_delivery_would_not_wait(consumer) -> None:  # type: ignore[no-untyped-def]
+    # worker/runtime/fetchloop.py: otherwise it goes Faust's way, which a stop, a hand-over or a full stage
+    # interrupts (a direct delivery that waited would hold the fetch loop through them).
+    app = consumer.app
+    stage = app.topic(TP0.topic)  # a stream stage's channel
+    app.topics.add(stage)
+    app.topics._update_tp_index({TP0})
+    app.flow_control.resume()  # as Faust does once partitions are assigned
+    assert consumer._can_hand_over(TP0)
+
+    app.flow_control.suspend()  # a stop or a hand-over
+    assert not consumer._can_hand_over(TP0)
+    app.flow_control.resume()
+    consumer.stop_flow()  # Faust's consumer, at a rebalance
+    assert not consumer._can_hand_over(TP0)
+    consumer.resume_flow()
+    assert consumer._can_hand_over(TP0)
+
+    while not stage.queue.full():  # the stage is behind by a whole buffer
+        stage.queue.put_nowait(None)
+    assert not consumer._can_hand_over(TP0)
+    assert consumer._can_hand_over(TP("payouts-rejected", 0))  # another stage's partition still goes
