@@ -116,7 +116,10 @@ class LabelledOnce(PrometheusMonitor):
         metrics.active_messages.inc()
         self._child(("in", tp.topic), metrics.messages_received_per_topics, topic=tp.topic).inc()
         self._child(
-            ("in", tp), metrics.messages_received_per_topics_partition, topic=tp.topic, partition=tp.partition
+            ("in-partition", tp),
+            metrics.messages_received_per_topics_partition,
+            topic=tp.topic,
+            partition=tp.partition,
         ).set(offset)
 
     def on_stream_event_in(
@@ -147,7 +150,7 @@ class LabelledOnce(PrometheusMonitor):
 
     def _table(self, table: CollectionT, operation: str) -> Any:
         return self._child(
-            (table.name, operation),
+            ("table", table.name, operation),
             self._metrics.table_operations,
             table=f"table.{table.name}",
             operation=operation,
