@@ -76,19 +76,3 @@ def test_a_rocksdb_table_partition_keeps_small_write_buffers_and_block_cache(mak
         2 << 20,
     )
     assert (own.write_buffer_size, own.block_cache_size) == (1 << 19, 2 << 20)  # a table's own options win
-
-
-def test_a_table_read_reads_its_store_once(make_settings) -> None:
-    # mode's dict asks the store whether it holds a key, then reads it: two RocksDB reads per table read.
-    settings = make_settings(table_store="rocksdb://").with_embedded_broker("127.0.0.1:1")
-    app = context.context(settings).app
-    table = app.Table("probe-reads", partitions=1, use_partitioner=True)  # written outside a stream event
-    store = table.data
-    reads: list[str] = []
-    for name in ("_get", "_contains"):
-        real = getattr(store, name)
-        setattr(store, name, lambda key, real=real, name=name: reads.append(name) or real(key))
-    store["k"] = "v"  # the store directly: a table write needs a stream event
-
-    assert (table.get("k"), table.get("missing")) == ("v", None)
-    assert reads == ["_get", "_get"]

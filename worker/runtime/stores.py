@@ -102,17 +102,7 @@ ROCKSDB_OPTIONS: dict[str, int] = {
 
 
 class Table(faust.Table[Any, Any]):
-    """Faust's table, with `rocksdb://` served by `RocksDBStore`, its memory bounded (`ROCKSDB_OPTIONS`);
-    a key read once from its store."""
-
-    def __getitem__(self, key: Any) -> Any:
-        # Faust's (mode's) dict asks the store whether it holds the key, then reads it: two RocksDB reads
-        # for every table read of a settled payout or a seller's history.
-        self.on_key_get(key)
-        try:
-            return self.data[key]
-        except KeyError:
-            return self.__missing__(key)
+    """Faust's table, with `rocksdb://` served by `RocksDBStore`, its memory bounded (`ROCKSDB_OPTIONS`)."""
 
     def _new_store_by_url(self, url: str | URL) -> StoreT[Any, Any]:
         rocksdb = URL(str(url)).scheme == "rocksdb"
