@@ -79,6 +79,10 @@ def table(results: dict[str, Result]) -> str:
             f"| {lat.cpu_percent or 0:.0f} |"
         )
     lines += _hops([results[key] for key in LATENCY if key in results])
+    for key in LATENCY:
+        if lags := results[key].lag_at_end:
+            each = ", ".join(f"{stage} {lag:,}" for stage, lag in lags.items())
+            lines += ["", f"{results[key].label}: each stage's lag when the load ended, records: {each}"]
     values = figures(results)
     lines += [
         "",

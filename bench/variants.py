@@ -61,6 +61,10 @@ class Result:
     #: stages' end), and orders/s over them.
     settled_seconds: float | None = None
     settled_per_s: float | None = None
+    #: Latency run, the worker: what each stage still had to handle (its lag, from `/readyz`) when the
+    #: steady load ended. A stage that keeps up has a few records in flight; one that falls behind, more
+    #: with every second.
+    lag_at_end: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         cpu = worker.cpu_seconds()
         sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
         cpu_percent = 100 * (worker.cpu_seconds() - cpu) / seconds
+        lag_at_end = await _lags(f"http://127.0.0.1:{port}/readyz") if port else {}
         await _until(lambda: len(probe.orders) >= sent, 30, worker, "payouts")
         await _until(lambda: len(probe.payouts) >= sent, 30, worker, "payouts read by the hop timer")
         rss = worker.read_peak_rss()
@@ -238,6 +243,7 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         p99_by_5s=probe.p99_series(),
         hops_ms=probe.hops(),
         cpu_percent=cpu_percent,
+        lag_at_end=lag_at_end,
     )
     run.progress.note(f"{label}: {result.latency_ms}, p99 by 5 s: {result.p99_by_5s}")
     return result
@@ -368,6 +374,13 @@ async def _ready(url: str, worker: Process, timeout: float = 90) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not answer 200 in {timeout}s")
             await asyncio.sleep(0.1)
+
+
+async def _lags(url: str) -> dict[str, int]:
+    """Each stage's lag, as the worker's `/readyz` reports it (200 or 503 alike)."""
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        agents = (await answer.json())["agents"]
+    return {name: agent["lag"] or 0 for name, agent in sorted(agents.items())}
 
 
 async def _until(condition: Callable[[], bool], timeout: float, worker: Process, what: str) -> None:

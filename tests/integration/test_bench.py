@@ -53,9 +53,12 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
         assert set(hops) == {"order -> payout", "payout -> approved", "approved -> read"}, name
         assert all(0 <= part["p50"] <= part["p99"] for part in hops.values()), hops
         assert all(part["count"] >= 0.95 * approved for part in hops.values()), (hops, approved)
+    # the worker said what each stage still had to handle when the steady load ended
+    assert {"settlement", "orders-to-payouts"} <= set(results["latency"]["lag_at_end"])
     for name in {"full", "full2"} & set(VARIANTS):  # and every approved payout was settled in the ledger
         assert results[name]["settled_seconds"] >= results[name]["seconds"] > 0, name
     if "full2" in VARIANTS:  # the report's table needs every variant (the Tansu pass)
         assert "| worker, full pipeline, 1 process |" in bench.stdout
         assert "worker p99 / raw aiokafka p99" in bench.stdout
         assert "| part of the way, p50 / p99 ms |" in bench.stdout
+        assert "each stage's lag when the load ended, records: " in bench.stdout
