@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.processes import free_port
 from worker.broker import NAMES, BrokerProcess, answers_metadata, embedded, find_noida, find_tansu
+from worker.broker.process import _exiting
 from worker.errors import BrokerError
 
 
@@ -182,3 +183,19 @@ def test_a_broker_that_dies_at_start_is_reported(name, tmp_path: Path) -> None:
     broker: BrokerProcess = embedded(name, free_port(), tmp_path, binary=dud)
     with pytest.raises(BrokerError, match=f"embedded {name} broker exited with code 3"):
         broker.start()
+
+
+def test_a_process_on_its_way_out_counts_as_exited_before_it_has_ended() -> None:
+    # A killed broker closes its sockets before `waitid` sees it end: the worker's clients then log
+    # their failed connections as if the broker were alive (test_entry_points.py's one-line test, CI).
+    # Linux marks the process as exiting first; a zombie keeps the mark.
+    process = subprocess.Popen(["sleep", "30"])
+    try:
+        assert not _exiting(process.pid)
+        process.kill()
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped
+        assert _exiting(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    assert not _exiting(process.pid)  # reaped: `BrokerProcess.exited` knows by `waitid`

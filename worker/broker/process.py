@@ -109,9 +109,10 @@ class BrokerProcess:
         if process is None:
             return True
         try:
-            return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+            ended = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:  # reaped already
             return True
+        return ended or _exiting(process.pid)
 
     def watch(self, on_exit: Callable[[str], None]) -> None:
         """Call `on_exit(how)` from a thread of its own if the broker exits without `stop()`."""
@@ -159,6 +160,20 @@ class BrokerProcess:
         raise BrokerError(
             f"the embedded {self.name} broker did not answer on {self.bootstrap_servers} in {timeout}s"
         )
+
+
+#: Linux's flag of a process on its way out (`PF_EXITING`), in field 9 of /proc/<pid>/stat.
+_PF_EXITING = 0x4
+
+
+def _exiting(pid: int) -> bool:
+    """True while `pid` is on its way out: a killed process closes its sockets (its clients' errors
+    start) before it has ended, so `waitid` alone said "running" to the first of those errors."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc, or gone already
+        return False
+    return bool(int(stat.rsplit(")", 1)[1].split()[6]) & _PF_EXITING)
 
 
 def _signal_group(pid: int, signum: int) -> None:
