@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import report, variants
+from bench import kafka, report, variants
 from bench.orders import orders
 from bench.procs import free_port, table_store
 from bench.progress import Progress
@@ -55,32 +55,54 @@ VARIANTS: dict[str, Callable[[Run, argparse.Namespace], Awaitable[Result]]] = {
 }
 
 
-async def measure(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Result]:
+async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Result]:
+    """Run the chosen variants in turn, each on a broker of its own (see `broker`)."""
     progress = Progress()
     progress.step(f"generating {args.orders:,} orders")
-    run = Run(bootstrap, workdir, orders(args.orders), progress, args.profile)
+    generated = orders(args.orders)
     chosen = args.only.split(",") if args.only else list(VARIANTS)
-    return {name: await VARIANTS[name](run, args) for name in VARIANTS if name in chosen}
+    results = {}
+    for name in (name for name in VARIANTS if name in chosen):
+        with broker(workdir / name) as (bootstrap, pid):
+            run = Run(bootstrap, workdir / name, generated, progress, args.profile, pid)
+            held = await kafka.topic_names(bootstrap)
+            results[name] = await VARIANTS[name](run, args)
+            results[name].topics_at_start = held
+    return results
+
+
+def broker_name() -> str:
+    """The broker the bench runs on, for the report."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    if not settings.embedded_broker:
+        return f"cluster {settings.kafka_bootstrap_servers}"
+    return f"embedded {settings.embedded_broker_name}, started empty for each variant"
 
 
 @contextlib.contextmanager
-def broker(workdir: Path) -> Iterator[tuple[str, str]]:
-    """(bootstrap servers, a name for the report): KAFKA_BOOTSTRAP_SERVERS if set, else the embedded
-    broker EMBEDDED_BROKER names, started for the bench and stopped after it."""
+def broker(workdir: Path) -> Iterator[tuple[str, int | None]]:
+    """(bootstrap servers, the broker's process id): KAFKA_BOOTSTRAP_SERVERS if set (no process), else
+    the embedded broker EMBEDDED_BROKER names, started empty in `workdir` and stopped after the variant.
+
+    A broker of its own for each variant: noida-db rewrites everything it holds into one file again and
+    again, so its CPU grows with what the variants before wrote (measured: 41% of a core after 80,000
+    messages, on a machine of 2 cores that the variant, the bench and the broker share)."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    workdir.mkdir(parents=True, exist_ok=True)
     if not settings.embedded_broker:
-        yield settings.kafka_bootstrap_servers, f"cluster {settings.kafka_bootstrap_servers}"
+        yield settings.kafka_bootstrap_servers, None
         return
     # The variants' workers see an external cluster: they are told its quirks, as an operator would.
     os.environ["BROKER_QUIRKS"] = settings.broker_quirks
     with embedded(settings.embedded_broker_name, free_port(), workdir) as running:
-        yield running.bootstrap_servers, f"embedded {running.name}"
+        yield running.bootstrap_servers, running.pid
 
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, broker(Path(tmp)) as (bootstrap, name):
-        results = asyncio.run(measure(args, bootstrap, Path(tmp)))
+    name = broker_name()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        results = asyncio.run(measure(args, Path(tmp)))
     command = shlex.join(["python", "-m", "bench", *argv])
     tables = table_store()
     table = report.table(results) if len(results) == len(VARIANTS) else results

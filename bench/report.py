@@ -68,15 +68,16 @@ def table(results: dict[str, Result]) -> str:
     lines += [
         "",
         "| latency, order created -> read from payouts-approved | p50 ms | p99 ms | max ms "
-        "| p99 of each 5 s, ms | CPU, % of a core |",
-        "|---|--:|--:|--:|---|--:|",
+        "| p99 of each 5 s, ms | CPU, % of a core | waited for a core, % | broker CPU, % | machine busy, % |",
+        "|---|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
     for key in LATENCY:
         lat, ms = results[key], results[key].latency_ms
         series = ", ".join(f"{p:,.0f}" for p in lat.p99_by_5s)
         lines.append(
             f"| {lat.label} | {ms.get('p50')} | {ms.get('p99')} | {ms.get('max')} | {series} "
-            f"| {lat.cpu_percent or 0:.0f} |"
+            f"| {lat.cpu_percent or 0:.0f} | {lat.cpu_wait_percent or 0:.0f} "
+            f"| {_fmt(lat.broker_cpu_percent, 0)} | {lat.machine_busy_percent or 0:.0f} |"
         )
     lines += _hops([results[key] for key in LATENCY if key in results])
     for key in LATENCY:
@@ -132,5 +133,5 @@ def _hops(runs: list[Result]) -> list[str]:
     return lines
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench import kafka
 from bench.orders import Message, order
-from bench.procs import Process, worker_env
+from bench.procs import Process, cpu_seconds, machine_busy, worker_env
 from bench.progress import Progress
 
 PIPELINE = ("orders", "payouts", "payouts-approved", "payouts-review", "payouts-rejected", "dead-letters")
@@ -35,6 +35,7 @@ class Run:
     orders: Sequence[Message]
     progress: Progress
     profile: Path | None = None
+    broker_pid: int | None = None  #: the embedded broker's process, if the bench started one
 
 
 @dataclass
@@ -65,6 +66,14 @@ class Result:
     #: steady load ended. A stage that keeps up has a few records in flight; one that falls behind, more
     #: with every second.
     lag_at_end: dict[str, int] = field(default_factory=dict)
+    #: Latency runs: the share of the window the measured process was ready to run but waited for a
+    #: core, and how busy the machine's cores were (every process on it: the broker's, the bench's too).
+    cpu_wait_percent: float | None = None
+    machine_busy_percent: float | None = None
+    #: Latency runs on an embedded broker: the share of a core the broker used meanwhile.
+    broker_cpu_percent: float | None = None
+    #: The topics the broker held when the variant started: none, each runs on a broker of its own.
+    topics_at_start: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -218,9 +227,14 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
             await _ready(f"http://127.0.0.1:{port}/readyz", worker)
         label = f"{who}, latency at {rate:,.0f} orders/s for {seconds:.0f} s"
         run.progress.step(label)
-        cpu = worker.cpu_seconds()
+        cpu, waited, machine = worker.cpu_seconds(), worker.cpu_wait_seconds(), machine_busy()
+        broker = cpu_seconds(run.broker_pid) if run.broker_pid else None
         sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
         cpu_percent = 100 * (worker.cpu_seconds() - cpu) / seconds
+        cpu_wait_percent = 100 * (worker.cpu_wait_seconds() - waited) / seconds
+        busy, total = (now - before for now, before in zip(machine_busy(), machine, strict=True))
+        if run.broker_pid and broker is not None:
+            broker = 100 * (cpu_seconds(run.broker_pid) - broker) / seconds
         lag_at_end = await _lags(f"http://127.0.0.1:{port}/readyz") if port else {}
         await _until(lambda: len(probe.orders) >= sent, 30, worker, "payouts")
         await _until(lambda: len(probe.payouts) >= sent, 30, worker, "payouts read by the hop timer")
@@ -244,6 +258,9 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         hops_ms=probe.hops(),
         cpu_percent=cpu_percent,
         lag_at_end=lag_at_end,
+        cpu_wait_percent=cpu_wait_percent,
+        machine_busy_percent=100 * busy / max(total, 1),
+        broker_cpu_percent=broker,
     )
     run.progress.note(f"{label}: {result.latency_ms}, p99 by 5 s: {result.p99_by_5s}")
     return result

@@ -53,6 +53,11 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
         assert set(hops) == {"order -> payout", "payout -> approved", "approved -> read"}, name
         assert all(0 <= part["p50"] <= part["p99"] for part in hops.values()), hops
         assert all(part["count"] >= 0.95 * approved for part in hops.values()), (hops, approved)
+    if not EXTERNAL:  # each variant on a broker of its own, started empty (noida-db's CPU grows with data)
+        assert all(result["topics_at_start"] == [] for result in results.values()), results
+    for name in ("rawlat", "latency"):  # how much the measured process waited for a core, the broker worked
+        assert results[name]["cpu_wait_percent"] >= 0 and 0 < results[name]["machine_busy_percent"] <= 100
+        assert EXTERNAL or results[name]["broker_cpu_percent"] > 0
     # the worker said what each stage still had to handle when the steady load ended
     assert {"settlement", "orders-to-payouts"} <= set(results["latency"]["lag_at_end"])
     for name in {"full", "full2"} & set(VARIANTS):  # and every approved payout was settled in the ledger

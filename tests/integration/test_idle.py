@@ -10,6 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench import kafka as bench_kafka
 from tests.integration.test_broker_quirks import create
 from tests.integration.test_resilience import worker_env
 from tests.processes import Worker, poll_json
@@ -115,3 +116,28 @@ async def test_a_close_ends_the_fetch_loop_even_when_aiokafka_swallows_its_cance
         assert closing.done() and fetcher._fetch_task.done(), "the close is still waiting on the loop"
     finally:
         await stop_consumer(consumer, 5)
+
+
+async def test_the_bench_readers_do_not_repeat_an_empty_fetch_at_once(bootstrap, unique) -> None:
+    # The bench's readers share the machine with the variant they time. noida-db answers a fetch without
+    # data at once: a reader that asks again at once sent 3,300 fetches a second (85% of a core, idle).
+    topic = f"{unique}-bench-idle"
+    await bench_kafka.create_topics(bootstrap, [topic])
+    tally = await bench_kafka.Tally(bootstrap, [topic], 1, fetch_wait_ms=5).start()
+    try:
+        assert tally.consumer is not None
+        fetcher, fetches = tally.consumer._fetcher, 0
+        fetch = fetcher._proc_fetch_request
+
+        async def counted(*args: Any) -> bool:
+            nonlocal fetches
+            fetches += 1
+            return bool(await fetch(*args))
+
+        fetcher._proc_fetch_request = counted
+        started = time.monotonic()
+        await asyncio.sleep(2)  # the idle time being measured, not a wait for a condition
+        rate = fetches / (time.monotonic() - started)
+    finally:
+        await tally.stop()
+    assert rate <= 1.2 / bench_kafka.READER_HOLD_S, f"{rate:.0f} fetches a second"
