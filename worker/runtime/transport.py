@@ -166,8 +166,8 @@ class AtLeastOnceConsumer(FetchLoop):
                 await asyncio.wait_for(self.commit(), max(0.1, deadline - time.monotonic()))
                 await self._wait_for_ack(timeout=1)
                 self._clean_unacked_messages()
-            if left := self._in_progress():
-                logger.warning(
+            if left := self._in_progress():  # at-least-once as designed: the stop's own line says why
+                logger.info(
                     "%d message(s) still in progress after %ss are left uncommitted: they will be "
                     "processed again",
                     left,
