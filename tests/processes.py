@@ -26,7 +26,10 @@ def spawn(
 
     stdout and stderr go to `output` if given (a chatty process would fill a pipe nobody reads, and
     block), else to a pipe for `communicate()`. `new_session`: in a session and process group of its
-    own, as a terminal starts a foreground job (`os.killpg` then does what Ctrl-C does).
+    own, as a terminal starts a foreground job (`os.killpg` then does what Ctrl-C does), with every
+    signal unblocked and SIGINT at its default, as a shell starts it. A child inherits an ignored SIGINT:
+    `make run` then ignores the Ctrl-C, its worker stops, and make exits 0 (CI's failure once; reproduced
+    by ignoring SIGINT before the spawn. What ignored it in CI's pytest worker is not found).
     """
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "STOREFRONT_"))}
     base["PYTHONPATH"] = str(ROOT)
@@ -38,7 +41,14 @@ def spawn(
             stdout=sink if output else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=new_session,
+            preexec_fn=_as_a_shell_starts_it if new_session else None,
         )
+
+
+def _as_a_shell_starts_it() -> None:
+    """In the child, before exec: no signal blocked, SIGINT handled by default."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
