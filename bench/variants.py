@@ -228,13 +228,13 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         label = f"{who}, latency at {rate:,.0f} orders/s for {seconds:.0f} s"
         run.progress.step(label)
         cpu, waited, machine = worker.cpu_seconds(), worker.cpu_wait_seconds(), machine_busy()
-        broker = cpu_seconds(run.broker_pid) if run.broker_pid else None
+        broker_pid = run.broker_pid
+        broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
         sent = await _steady(producer, topics[0], rate, seconds, probe, run.progress, worker)
         cpu_percent = 100 * (worker.cpu_seconds() - cpu) / seconds
         cpu_wait_percent = 100 * (worker.cpu_wait_seconds() - waited) / seconds
         busy, total = (now - before for now, before in zip(machine_busy(), machine, strict=True))
-        if run.broker_pid and broker is not None:
-            broker = 100 * (cpu_seconds(run.broker_pid) - broker) / seconds
+        broker_percent = 100 * (cpu_seconds(broker_pid) - broker_cpu) / seconds if broker_pid else None
         lag_at_end = await _lags(f"http://127.0.0.1:{port}/readyz") if port else {}
         await _until(lambda: len(probe.orders) >= sent, 30, worker, "payouts")
         await _until(lambda: len(probe.payouts) >= sent, 30, worker, "payouts read by the hop timer")
@@ -260,7 +260,7 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
         lag_at_end=lag_at_end,
         cpu_wait_percent=cpu_wait_percent,
         machine_busy_percent=100 * busy / max(total, 1),
-        broker_cpu_percent=broker,
+        broker_cpu_percent=broker_percent,
     )
     run.progress.note(f"{label}: {result.latency_ms}, p99 by 5 s: {result.p99_by_5s}")
     return result
