@@ -52,8 +52,8 @@ def table(results: dict[str, Result]) -> str:
     raw = results["raw"].per_s
     lines = [
         "| variant | orders | seconds | orders/s | vs raw aiokafka | every payout settled, orders/s (vs raw) "
-        "| peak RSS MB |",
-        "|---|--:|--:|--:|--:|--:|--:|",
+        "| CPU µs per order | peak RSS MB |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for key, result in results.items():
         if key in LATENCY:
@@ -63,7 +63,7 @@ def table(results: dict[str, Result]) -> str:
         both = f"{settled:,.0f} ({settled / raw:.2f})" if settled else "-"
         lines.append(
             f"| {result.label} | {result.orders:,} | {result.seconds:.2f} | {result.per_s:,.0f} "
-            f"| {result.per_s / raw:.2f} | {both} | {rss} |"
+            f"| {result.per_s / raw:.2f} | {both} | {_fmt(result.cpu_us_per_order, 0)} | {rss} |"
         )
     lines += [
         "",

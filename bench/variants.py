@@ -58,6 +58,10 @@ class Result:
     hops_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Share of one core the worker used during the measured window.
     cpu_percent: float | None = None
+    #: Throughput runs: CPU time (µs) the variant's processes used per order, from just before the first
+    #: output to the end (every payout settled, for the full pipeline). Unlike orders/s, it does not
+    #: depend on how many cores were free.
+    cpu_us_per_order: float | None = None
     #: Full pipeline: seconds until every approved payout was also settled in the ledger (the slowest
     #: stages' end), and orders/s over them.
     settled_seconds: float | None = None
@@ -150,14 +154,16 @@ async def throughput(
     tally = await kafka.Tally(run.bootstrap, outputs, count).start()
     ledger = await kafka.Tally(run.bootstrap, [settled], 0, by_key=True).start() if settled else None
     processes = [Process(c.name, c.args, c.env, run.workdir, run.profile) for c in commands]
+    cpu = CpuWindow(processes)
     settled_at = None
+
+    def tick(outputs: kafka.Tally) -> None:
+        cpu.start(outputs.count)
+        run.progress.update(outputs.count, count)
+
     try:
         run.progress.step(label)
-        done_at = await tally.wait(
-            timeout=90 + count / 100,
-            alive=lambda: _check_alive(processes),
-            tick=lambda t: run.progress.update(t.count, count),
-        )
+        done_at = await tally.wait(timeout=90 + count / 100, alive=lambda: _check_alive(processes), tick=tick)
         if ledger is not None:
             ledger.expected = len(tally.ids[topics[2]])  # payouts-approved: each is settled once
             run.progress.step(f"{label}: settling")
@@ -166,6 +172,7 @@ async def throughput(
                 alive=lambda: _check_alive(processes),
                 tick=lambda t: run.progress.update(t.count, t.expected),
             )
+        cpu_us_per_order = cpu.per_order_us(tally.count)
         started = await kafka.first_timestamp(run.bootstrap, start_topic)
         rss = [p.read_peak_rss() or 0.0 for p in processes]
     finally:
@@ -187,6 +194,7 @@ async def throughput(
         processes=len(processes),
         settled_seconds=None if settled_at is None else settled_at - started,
         settled_per_s=None if settled_at is None else count / (settled_at - started),
+        cpu_us_per_order=cpu_us_per_order,
     )
     settling = f"; all settled after {result.settled_seconds:.2f} s" if result.settled_seconds else ""
     run.progress.note(f"{label}: {result.per_s:,.0f} orders/s over {seconds:.2f} s{settling}")
@@ -264,6 +272,29 @@ async def _latency(run: Run, who: str, app: str, command: Command, rate: float, 
     )
     run.progress.note(f"{label}: {result.latency_ms}, p99 by 5 s: {result.p99_by_5s}")
     return result
+
+
+class CpuWindow:
+    """The CPU time a variant's processes use per order, from the last look before the first output:
+    their start-up (imports, group joins) is left out."""
+
+    def __init__(self, processes: list[Process]) -> None:
+        self.processes = processes
+        self.before: float | None = None  #: CPU seconds at the last look with no output yet
+
+    def cpu_seconds(self) -> float:
+        return sum(process.cpu_seconds() for process in self.processes)
+
+    def start(self, count: int) -> None:
+        """Called every quarter second with the orders out so far, from the processes' start."""
+        if count == 0:
+            self.before = self.cpu_seconds()
+
+    def per_order_us(self, count: int) -> float | None:
+        """µs of CPU per order, `count` orders out by now."""
+        if self.before is None or count == 0:
+            return None
+        return 1e6 * (self.cpu_seconds() - self.before) / count
 
 
 def _check_alive(processes: list[Process]) -> None:

@@ -62,6 +62,10 @@ def test_the_bench_runs_and_every_order_reaches_its_final_topic(tmp_path: Path) 
     assert {"settlement", "orders-to-payouts"} <= set(results["latency"]["lag_at_end"])
     for name in {"full", "full2"} & set(VARIANTS):  # and every approved payout was settled in the ledger
         assert results[name]["settled_seconds"] >= results[name]["seconds"] > 0, name
+    # the CPU each throughput run used per order: the whole pipeline's is more than one raw hop's
+    per_order = {name: results[name]["cpu_us_per_order"] for name in ("raw", "hop", "full", "naive")}
+    assert 0 < per_order["raw"] < per_order["full"], per_order
+    assert all(value > 0 for value in per_order.values()), per_order
     if "full2" in VARIANTS:  # the report's table needs every variant (the Tansu pass)
         assert "| worker, full pipeline, 1 process |" in bench.stdout
         assert "worker p99 / raw aiokafka p99" in bench.stdout
