@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warn", "error", "crit"] = "info"
     log_format: Literal["text", "json"] = "text"
     stall_timeout_s: float = Field(default=30.0, gt=0)
+    #: Seconds between two trims of the heap (`worker/runtime/memory.py`); 0 never trims.
+    memory_trim_interval_s: float = Field(default=1.0, ge=0, le=3600)
     #: An exception escaping a stage (a bug, not bad input): dead-letter the message and go on, or stop
     #: its partition there until `python -m worker skip` (see `worker/runtime/stage.py`).
     processing_errors: Literal["dead-letter", "stop"] = "dead-letter"

@@ -202,3 +202,16 @@ async def test_readiness_covers_the_batch_agents_and_fails_when_one_stops_fetchi
         assert sorted(p["order_id"] for p in delivered) == ["o-1", "o-2", "o-3", "o-4"]
     finally:
         await app.stop()
+
+
+async def test_the_worker_hands_its_heaps_free_pages_back_and_says_so(bootstrap, start_pipeline):
+    pipeline = await start_pipeline()
+    port = pipeline.app.conf.web_port
+
+    stats = await poll(port, "/stats", lambda status, body: body["memory"]["trims"] >= 2)
+
+    memory = stats["memory"]
+    assert memory["trimmed"] is True and memory["returned_mb"] >= 0
+    assert 0 < memory["rss_mb"] <= memory["peak_rss_mb"]
+    found = samples((await fetch(port, "/metrics"))[1].decode())
+    assert ("streamline_memory_returned_bytes_total", ()) in found

@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.types import AgentT
 
-from worker.runtime import health, metrics, otel, progress, replay, skip, stats
+from worker.runtime import health, memory, metrics, otel, progress, replay, skip, stats
 from worker.runtime.app import PipelineApp, create_app
 from worker.runtime.batches import BatchAgent
 from worker.runtime.halts import Halts
@@ -53,7 +53,8 @@ def start(
     replayable: Sequence[str] = (),
 ) -> dict[str, Agent]:
     """Run every stage with the runtime's rules, and serve `/healthz`, `/readyz`, `/metrics`, `/stats`,
-    the skip view and the `skip` and `replay` commands (replay sends only to `replayable` topics)."""
+    the skip view and the `skip` and `replay` commands (replay sends only to `replayable` topics); hand
+    the heap's free pages back every MEMORY_TRIM_INTERVAL_S."""
     policy = ErrorPolicy(ctx.settings.processing_errors)
     mask, spans = Redact(ctx.settings.secrets).mask, otel.exporter()
     agents = {stage.name: _engine(ctx, Runner(stage, policy, ctx.observer, mask, spans)) for stage in stages}
@@ -68,6 +69,7 @@ def start(
     stats.register(ctx.app, ctx.topics, ctx.observer, summary)
     skip.register(ctx.app, ctx.publisher, ctx.halts, ctx.settings)
     replay.register(ctx.app, ctx.topics, replayable)
+    memory.register(ctx.app, ctx.observer, ctx.settings.memory_trim_interval_s)
     return agents
 
 
