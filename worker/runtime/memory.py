@@ -3,10 +3,12 @@
 glibc's malloc keeps what the worker frees (fetch responses, encoded batches, the tables' buffers) in its
 heaps for the next allocation, and gives back only a free block at the very top of a heap. So a
 worker's resident memory stayed at the peak of a burst, and grew from there while it settled the
-backlog: peak RSS 218-225 MB over 100,000 orders, 194-206 MB with a trim every second
+backlog: peak RSS 219-226 MB over 100,000 orders, 195-207 MB with a trim every second
 (docs/performance.md). `malloc_trim(0)` hands every free page back. It runs on a thread of the event
-loop's executor, without the GIL, so the stages go on meanwhile: about a millisecond a call, up to
-100 ms on a large heap. Only glibc has it; elsewhere (musl, macOS) nothing is trimmed and `/stats` says so.
+loop's executor, without the GIL: about a millisecond a call, up to 100 ms on a large heap. The event
+loop goes on meanwhile, and waits only if it needs memory from the heap being trimmed while it is (Python's
+small objects come from its own allocator, not from malloc's heap). Only glibc has it; elsewhere (musl,
+macOS) nothing is trimmed and `/stats` says so.
 """
 
 from __future__ import annotations
