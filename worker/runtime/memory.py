@@ -17,7 +17,6 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,6 @@ from worker.runtime.observer import Observer
 
 logger = logging.getLogger(__name__)
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 MB = 1024 * 1024
 
 
@@ -46,11 +44,8 @@ def glibc_malloc_trim() -> Callable[[int], int] | None:
 
 
 def resident_bytes() -> int:
-    """This process's resident memory now (Linux: /proc/self/statm), or 0 where that is unknown."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        return 0
+    """This process's resident memory now, or 0 where that is unknown."""
+    return _status().get("VmRSS", 0) * 1024
 
 
 def _status() -> dict[str, int]:
